@@ -54,6 +54,20 @@ class BlobUploadInvalid(RegistryError):
     message = "blob upload invalid"
 
 
+class BlobUploadOutOfOrder(BlobUploadInvalid):
+    """A chunk that does not start where the upload stands."""
+
+    message = "chunk is out of order"
+
+    def __init__(self, offset: int, expected: int) -> None:
+        super().__init__(
+            f"chunk starts at {offset}, the upload is at {expected}",
+            {"offset": offset, "expected": expected},
+        )
+        self.offset = offset
+        self.expected = expected
+
+
 class BlobInvalidDigest(RegistryError):
     """The content does not match the digest it was committed under."""
 
@@ -168,6 +182,16 @@ class RangeInvalid(RegistryError):
     """A byte range that cannot be satisfied."""
 
     message = "requested range not satisfiable"
+
+    def __init__(self, size: int, message: str | None = None) -> None:
+        super().__init__(message)
+        self.size = size
+
+
+class PaginationNumberInvalid(RegistryError):
+    """A page size (`n`) that is not a non-negative integer."""
+
+    message = "invalid number of results requested"
 
 
 class Unsupported(RegistryError):

@@ -1,0 +1,115 @@
+"""The registry: hands out repositories and enumerates them (the catalog).
+
+Everything a repository needs is built here from one driver and one
+descriptor cache, so an application is wired in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from entrepot.blobs import BlobDescriptorCacheProvider, BlobStatter
+from entrepot.reference import validate_name
+from entrepot.storage import paths
+from entrepot.storage.blobstore import BlobStore
+from entrepot.storage.cache.cachedstatter import CachedBlobStatter
+from entrepot.storage.driver.base import PathNotFound, StorageDriver
+from entrepot.storage.linked import LAYERS, REVISIONS, LinkedBlobStore
+from entrepot.storage.manifests import ManifestStore
+from entrepot.storage.referrers import ReferrerStore
+from entrepot.storage.tags import TagStore
+
+
+@dataclass(frozen=True, slots=True)
+class Repository:
+    """One named repository: its blobs, manifests and tags."""
+
+    name: str
+    blobs: LinkedBlobStore
+    manifests: ManifestStore
+    tags: TagStore
+    referrers: ReferrerStore
+
+
+class Registry:
+    def __init__(
+        self,
+        driver: StorageDriver,
+        cache: BlobDescriptorCacheProvider | None = None,
+        *,
+        delete_enabled: bool = True,
+    ) -> None:
+        self.driver = driver
+        self.blob_store = BlobStore(driver)
+        self.cache = cache
+        self.delete_enabled = delete_enabled
+        self._global_statter: BlobStatter = (
+            CachedBlobStatter(cache, self.blob_store) if cache is not None else self.blob_store
+        )
+
+    def repository(self, name: str) -> Repository:
+        """The repository `name` (validated; it need not exist yet)."""
+        validate_name(name)
+        return Repository(
+            name=name,
+            blobs=self._linked(name),
+            manifests=ManifestStore(self._linked(name, manifests=True)),
+            tags=TagStore(self.blob_store, name),
+            referrers=ReferrerStore(self.blob_store, name),
+        )
+
+    def _linked(self, name: str, manifests: bool = False) -> LinkedBlobStore:
+        cache = self.cache.repository_scoped(name) if self.cache is not None else None
+        return LinkedBlobStore(
+            self.blob_store,
+            name,
+            REVISIONS if manifests else LAYERS,
+            cache,
+            global_statter=self._global_statter,
+            delete_enabled=self.delete_enabled,
+            linked_store=None if manifests else self._layers_of,
+        )
+
+    def _layers_of(self, name: str) -> LinkedBlobStore:
+        validate_name(name)
+        return self._linked(name)
+
+    async def repositories(self, n: int | None = None, last: str | None = None) -> list[str]:
+        """Up to `n` repository names after `last`, in catalog order."""
+        names: list[str] = []
+        if n is not None and n <= 0:
+            return names
+        async for name in self.walk_repositories(last):
+            names.append(name)
+            if n is not None and len(names) >= n:
+                break
+        return names
+
+    async def walk_repositories(self, after: str | None = None) -> AsyncIterator[str]:
+        """Repository names in catalog order (component by component, which
+        is Distribution's order), starting after `after`; subtrees wholly
+        before `after` are not listed at all."""
+        start = tuple(after.split("/")) if after else None
+        async for name in self._walk(paths.REPOSITORIES, (), start):
+            yield name
+
+    async def _walk(
+        self, directory: str, prefix: tuple[str, ...], start: tuple[str, ...] | None
+    ) -> AsyncIterator[str]:
+        try:
+            entries = await self.driver.list(directory)
+        except PathNotFound:
+            return
+        children = sorted(entry.rsplit("/", 1)[1] for entry in entries)
+        if "_manifests" in children and prefix and (start is None or prefix > start):
+            yield "/".join(prefix)
+        for child in children:
+            if child.startswith("_"):
+                continue
+            path = (*prefix, child)
+            # Skip a subtree when everything in it sorts at or before `start`.
+            if start is not None and path < start[: len(path)]:
+                continue
+            async for name in self._walk(f"{directory}/{child}", path, start):
+                yield name
