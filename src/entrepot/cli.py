@@ -1,23 +1,83 @@
-"""The `entrepot` command line."""
+"""The `entrepot` command line: `entrepot serve` starts the registry."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
 import sys
+from typing import Any, Final
 
 from entrepot import __version__
+from entrepot.api import App, Context
+from entrepot.storage.cache.memory import InMemoryBlobDescriptorCache
+from entrepot.storage.driver.filesystem import FilesystemDriver
+from entrepot.storage.registry import Registry
+
+log = logging.getLogger("entrepot")
+
+_SETTINGS_ENV: Final = "ENTREPOT_SERVE_SETTINGS"
+
+
+def create_app() -> App:
+    """Build the application from the settings `serve` put in the environment
+    (each worker process builds its own)."""
+    settings: dict[str, Any] = json.loads(os.environ.get(_SETTINGS_ENV, "{}"))
+    driver = FilesystemDriver(settings.get("root", "./data"))
+    # An in-memory cache of links is per process: with several workers a
+    # delete in one would not be seen by the others, so only one worker
+    # caches (the shared Redis cache is the multi-process answer).
+    cache = InMemoryBlobDescriptorCache() if settings.get("workers", 1) == 1 else None
+    registry = Registry(driver, cache, delete_enabled=settings.get("delete", True))
+    return App(Context(registry))
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if args.config is not None:
+        print(
+            "entrepot: configuration files are not supported yet; use --root, --addr, --workers",
+            file=sys.stderr,
+        )
+        return 2
+    host, _, port = args.addr.rpartition(":")
+    settings = {"root": os.path.abspath(args.root), "workers": args.workers}
+    os.environ[_SETTINGS_ENV] = json.dumps(settings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    log.info(
+        "entrepot %s listening on %s, storing under %s", __version__, args.addr, settings["root"]
+    )
+    uvicorn.run(
+        "entrepot.cli:create_app",
+        factory=True,
+        host=host or "0.0.0.0",
+        port=int(port),
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=30,
+    )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="entrepot", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="entrepot", description="A container image registry (OCI Distribution, Docker V2)."
+    )
     parser.add_argument("--version", action="version", version=f"entrepot {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="serve the registry")
-    serve.add_argument("config", nargs="?", help="Distribution-style config.yml")
+    run = sub.add_parser("serve", help="serve the registry over HTTP")
+    run.add_argument("config", nargs="?", help="a Distribution-style config.yml (not yet)")
+    run.add_argument("--root", default="./data", help="filesystem storage root (./data)")
+    run.add_argument("--addr", default="0.0.0.0:5000", help="host:port to listen on")
+    run.add_argument("--workers", type=int, default=1, help="worker processes (1)")
     args = parser.parse_args(argv)
     if args.command == "serve":
-        print("entrepot: the HTTP API is not built yet; it would serve 0.0.0.0:5000 from ./data")
-        return 0
+        return serve(args)
     return 2
 
 

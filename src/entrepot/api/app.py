@@ -1,0 +1,133 @@
+"""The ASGI application: routing, and the one place where errors become
+responses.
+
+Routes are matched from the end of the path, because repository names
+contain slashes (`/v2/library/ubuntu/manifests/latest`). Handlers are thin:
+they parse the request, call the repository, and shape the response.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from entrepot.api import blobs, catalog, manifests, uploads
+from entrepot.api.context import Context
+from entrepot.api.errors import envelope, error_body
+from entrepot.api.http import (
+    BodyTooLarge,
+    ClientDisconnected,
+    Receive,
+    Request,
+    Response,
+    Scope,
+    Send,
+    send_response,
+)
+from entrepot.errors import RegistryError
+from entrepot.reference import validate_name
+
+log = logging.getLogger(__name__)
+
+API_VERSION: Final = ("Docker-Distribution-API-Version", "registry/2.0")
+
+Handler = Callable[[Context, Request, str, str], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    pattern: re.Pattern[str]
+    methods: Mapping[str, Handler]
+
+
+def _route(suffix: str, methods: Mapping[str, Handler]) -> Route:
+    return Route(re.compile(rf"^/v2/(?P<name>.+?){suffix}$"), methods)
+
+
+# Order matters: `/blobs/uploads/` must win over `/blobs/<digest>`.
+ROUTES: Final = (
+    _route(r"/tags/list", {"GET": catalog.tags_list}),
+    _route(r"/manifests/(?P<ref>[^/]+)", manifests.METHODS),
+    _route(r"/blobs/uploads/?(?P<ref>)", uploads.START_METHODS),
+    _route(r"/blobs/uploads/(?P<ref>[^/]+)", uploads.SESSION_METHODS),
+    _route(r"/blobs/(?P<ref>[^/]+)", blobs.METHODS),
+    _route(r"/referrers/(?P<ref>[^/]+)", {"GET": manifests.referrers}),
+)
+
+
+class App:
+    """The registry's HTTP API as an ASGI application."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        head = request.method == "HEAD"
+        try:
+            response = await self._dispatch(request)
+        except RegistryError as exc:
+            status, body = error_body(exc)
+            response = _json(status, body)
+            if status == 416 and hasattr(exc, "size"):
+                response.headers["Content-Range"] = f"bytes */{exc.size}"
+        except BodyTooLarge as exc:
+            response = _json(413, envelope("SIZE_INVALID", str(exc), {"limit": exc.limit}))
+        except ClientDisconnected:
+            return
+        except Exception:
+            log.exception("internal error on %s %s", request.method, request.path)
+            response = _json(500, envelope("UNKNOWN", "internal server error"))
+        response.headers.setdefault(*API_VERSION)
+        await send_response(scope, send, response, head)
+
+    async def _dispatch(self, request: Request) -> Response:
+        path = request.path
+        if path in ("/v2/", "/v2"):
+            if request.method not in ("GET", "HEAD"):
+                return _method_not_allowed()
+            return _json(200, b"{}")
+        if path == "/v2/_catalog":
+            if request.method not in ("GET", "HEAD"):
+                return _method_not_allowed()
+            return await catalog.catalog(self.context, request, "", "")
+        for route in ROUTES:
+            match = route.pattern.match(path)
+            if match is None:
+                continue
+            name = match.group("name")
+            validate_name(name)
+            handler = route.methods.get(request.method)
+            if handler is None and request.method == "HEAD":
+                handler = route.methods.get("GET")
+            if handler is None:
+                return _method_not_allowed()
+            ref: str = match.groupdict().get("ref") or ""
+            return await handler(self.context, request, name, ref)
+        return _json(404, envelope("NOT_FOUND", f"no route for {path}"))
+
+
+def _json(status: int, body: bytes) -> Response:
+    return Response(status, {"Content-Type": "application/json"}, body)
+
+
+def _method_not_allowed() -> Response:
+    return _json(405, envelope("UNSUPPORTED", "the method is not supported here"))
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

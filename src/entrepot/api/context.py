@@ -1,0 +1,14 @@
+"""What every handler is given: the registry and the settings of the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from entrepot.storage.registry import Registry
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    registry: Registry
+    catalog_max_entries: int = 1000
+    read_only: bool = False
