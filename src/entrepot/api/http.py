@@ -38,12 +38,15 @@ class Request:
 
     @property
     def headers(self) -> dict[str, str]:
-        """Request headers, lowercased names; the last value wins."""
+        """Request headers by lowercased name. A repeated header is joined
+        with ", " (RFC 9110, list-valued fields): skopeo and podman send one
+        `Accept` header per media type."""
         if self._headers is None:
-            self._headers = {
-                k.decode("latin-1").lower(): v.decode("latin-1")
-                for k, v in self.scope.get("headers", ())
-            }
+            headers: dict[str, str] = {}
+            for raw_name, raw_value in self.scope.get("headers", ()):
+                name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+                headers[name] = f"{headers[name]}, {value}" if name in headers else value
+            self._headers = headers
         return self._headers
 
     @property
