@@ -36,6 +36,9 @@ def sniff_media_type(content: bytes) -> str:
     media_type = obj.get("mediaType")
     if isinstance(media_type, str) and media_type:
         return media_type
+    if obj.get("schemaVersion") == 1:
+        # Written by Distribution before 2.8: signed schema 1.
+        return "application/vnd.docker.distribution.manifest.v1+prettyjws"
     return OCI_INDEX if "manifests" in obj else OCI_MANIFEST
 
 

@@ -4,8 +4,8 @@ An upload is `_uploads/<uuid>/` in the repository: `startedat`, the `data`
 written so far, and `hashstates/sha256/<offset>`, the running SHA-256 after
 `<offset>` bytes in Go's binary format (so entrepot and Distribution resume
 each other's uploads). Any process sharing the storage can resume a session:
-its offset is the size of `data`; its hash continues from the newest state at
-or before that offset, re-hashing only the bytes after it. A state is stored
+its offset is the size of `data`; its hash continues from the state saved at
+that offset, or from a re-hash of the data when there is none. A state is stored
 on every `close`, so a chunked push hashes each byte once, whichever process
 each chunk reaches.
 
@@ -244,34 +244,30 @@ class UploadWriter:
         return self._hash
 
     async def _restore_hash(self) -> ResumableHash:
-        """The hash of the stored data: from the newest usable saved state,
-        continued over the bytes after it."""
+        """The hash of the stored data: the state saved at exactly its size
+        if there is a usable one, else a re-hash of the data.
+
+        Only a state named after the current size is trusted, as Distribution
+        does: Distribution names a state after the bytes its own writer
+        hashed, which is not the offset once a state was lost, and continuing
+        from such a state would store a wrong one under the real size.
+        """
         size = self.size
-        directory = paths.upload_hashstates(self._name, self._id, CANONICAL)
-        try:
-            entries = await self._driver.list(directory)
-        except PathNotFound:
-            entries = []
-        offsets = sorted(
-            (int(e.rsplit("/", 1)[1]) for e in entries if e.rsplit("/", 1)[1].isdigit()),
-            reverse=True,
-        )
         hasher = ResumableHash(CANONICAL)
-        for offset in offsets:
-            if offset > size:
-                continue
+        if size > 0:
+            path = paths.upload_hashstate(self._name, self._id, CANONICAL, size)
             try:
-                state = await self._driver.get_content(f"{directory}/{offset}")
-                candidate = ResumableHash.unmarshal(state)
-            except (PathNotFound, HashStateInvalid):
-                log.info("upload %s: unusable hash state at %d", self._id, offset)
-                continue
-            if candidate.algorithm == CANONICAL and candidate.length == offset:
-                hasher = candidate
-                self._trusts_stored_state = offset > 0
-                break
+                candidate = ResumableHash.unmarshal(await self._driver.get_content(path))
+            except PathNotFound:
+                pass
+            except HashStateInvalid:
+                log.info("upload %s: unusable hash state at %d", self._id, size)
+            else:
+                if candidate.algorithm == CANONICAL and candidate.length == size:
+                    hasher = candidate
+                    self._trusts_stored_state = True
         if hasher.length < size:
-            await self._feed_stored(hasher.update, hasher.length, size)
+            await self._feed_stored(hasher.update, 0, size)
         return hasher
 
     async def _hash_stored(self, algorithm: str) -> Digest:
@@ -299,6 +295,8 @@ class UploadWriter:
         hasher = self._hash
         if hasher is None or hasher.length != self.size or hasher.length == self._stored_offset:
             return
+        if hasher.length == 0:
+            return  # nothing hashed yet: a fresh hash is the state
         path = paths.upload_hashstate(self._name, self._id, CANONICAL, hasher.length)
         await self._driver.put_content(path, hasher.marshal())
         self._stored_offset = hasher.length
