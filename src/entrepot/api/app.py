@@ -93,11 +93,11 @@ class App:
         path = request.path
         if path in ("/v2/", "/v2"):
             if request.method not in ("GET", "HEAD"):
-                return _method_not_allowed()
+                return _method_not_allowed(("GET", "HEAD"))
             return _json(200, b"{}")
         if path == "/v2/_catalog":
             if request.method not in ("GET", "HEAD"):
-                return _method_not_allowed()
+                return _method_not_allowed(("GET", "HEAD"))
             return await catalog.catalog(self.context, request, "", "")
         for route in ROUTES:
             match = route.pattern.match(path)
@@ -109,18 +109,21 @@ class App:
             if handler is None and request.method == "HEAD":
                 handler = route.methods.get("GET")
             if handler is None:
-                return _method_not_allowed()
+                return _method_not_allowed(tuple(route.methods))
             ref: str = match.groupdict().get("ref") or ""
             return await handler(self.context, request, name, ref)
-        return _json(404, envelope("NOT_FOUND", f"no route for {path}"))
+        return _json(404, envelope("UNSUPPORTED", f"no route for {path}"))
 
 
 def _json(status: int, body: bytes) -> Response:
     return Response(status, {"Content-Type": "application/json"}, body)
 
 
-def _method_not_allowed() -> Response:
-    return _json(405, envelope("UNSUPPORTED", "the method is not supported here"))
+def _method_not_allowed(allowed: tuple[str, ...]) -> Response:
+    methods = set(allowed) | ({"HEAD"} if "GET" in allowed else set())
+    response = _json(405, envelope("UNSUPPORTED", "the method is not supported here"))
+    response.headers["Allow"] = ", ".join(sorted(methods))
+    return response
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -33,6 +33,8 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     first, last = match.groups()
     if first == "" and last == "":
         return None
+    if size == 0:
+        raise RangeInvalid(size)
     if first == "":
         length = int(last)
         if length == 0:
@@ -66,12 +68,8 @@ async def get_blob(ctx: Context, request: Request, name: str, ref: str) -> Respo
     reader = await repo.blobs.open(desc.digest)
     if wanted is None:
         headers["Content-Length"] = str(desc.size)
-        return Response(
-            200,
-            headers,
-            stream=_stream(reader, desc.size),
-            file_path=await repo.blobs.local_path(desc.digest),
-        )
+        file_path = await repo.blobs.local_path(desc.digest) if request.can_send_files else None
+        return Response(200, headers, stream=_stream(reader, desc.size), file_path=file_path)
     start, end = wanted
     reader.seek(start)
     headers["Content-Length"] = str(end - start + 1)

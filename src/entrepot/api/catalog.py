@@ -21,16 +21,21 @@ def _page_size(request: Request, maximum: int | None) -> int | None:
     return n if maximum is None else min(n, maximum)
 
 
+def _tag_order(tag: str) -> tuple[str, str]:
+    return tag.lower(), tag
+
+
 def _link(path: str, last: str, n: int) -> str:
     return f'<{path}?last={quote(last, safe="")}&n={n}>; rel="next"'
 
 
 async def tags_list(ctx: Context, request: Request, name: str, ref: str) -> Response:
     repo = ctx.registry.repository(name)
-    tags = await repo.tags.all()
+    # The spec's order: lexical, case-insensitive (ties broken by case).
+    tags = sorted(await repo.tags.all(), key=_tag_order)
     last = request.query.get("last")
     if last:
-        tags = [tag for tag in tags if tag > last]
+        tags = [tag for tag in tags if _tag_order(tag) > _tag_order(last)]
     n = _page_size(request, None)
     headers = {"Content-Type": "application/json"}
     if n is not None:

@@ -60,6 +60,11 @@ class Request:
             self._query = query
         return self._query
 
+    @property
+    def can_send_files(self) -> bool:
+        """Whether the server sends files itself (the ASGI pathsend extension)."""
+        return "http.response.pathsend" in (self.scope.get("extensions") or {})
+
     def content_length(self) -> int | None:
         raw = self.headers.get("content-length")
         if raw is None:

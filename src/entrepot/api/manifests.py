@@ -92,9 +92,11 @@ async def put_manifest(ctx: Context, request: Request, name: str, ref: str) -> R
         await repo.referrers.add(manifest.subject.digest, descriptor.digest)
     if tag is not None:
         await repo.tags.tag(tag, descriptor.digest)
+    # The spec wants the digest the client put by, when it put by one.
+    digest = expected or descriptor.digest
     headers = {
-        "Location": f"/v2/{name}/manifests/{descriptor.digest}",
-        "Docker-Content-Digest": str(descriptor.digest),
+        "Location": f"/v2/{name}/manifests/{digest}",
+        "Docker-Content-Digest": str(digest),
         "Content-Length": "0",
     }
     if manifest.subject is not None:

@@ -14,7 +14,7 @@ import re
 from typing import Final
 
 from entrepot.api.context import Context
-from entrepot.api.http import Request, Response
+from entrepot.api.http import ClientDisconnected, Request, Response
 from entrepot.digest import Digest
 from entrepot.errors import (
     BlobInvalidDigest,
@@ -58,14 +58,20 @@ async def _write_body(request: Request, writer: UploadWriter) -> int:
     """Stream the request body into `writer`, in writes of about 1 MiB."""
     pending = bytearray()
     written = 0
-    async for chunk in request.stream():
-        if not pending and len(chunk) >= WRITE_SIZE:
-            written += await writer.write(chunk)
-            continue
-        pending += chunk
-        if len(pending) >= WRITE_SIZE:
-            written += await writer.write(bytes(pending))
-            pending.clear()
+    try:
+        async for chunk in request.stream():
+            if not pending and len(chunk) >= WRITE_SIZE:
+                written += await writer.write(chunk)
+                continue
+            pending += chunk
+            if len(pending) >= WRITE_SIZE:
+                written += await writer.write(bytes(pending))
+                pending.clear()
+    except ClientDisconnected:
+        # Keep every byte that arrived: the session resumes from there.
+        if pending:
+            await writer.write(bytes(pending))
+        raise
     if pending:
         written += await writer.write(bytes(pending))
     return written

@@ -29,6 +29,7 @@ OCI_EMPTY_CONFIG: Final = "application/vnd.oci.empty.v1+json"
 # The distribution spec's limit for a manifest body (4 MiB).
 MANIFEST_MAX_SIZE: Final = 4 * 1024 * 1024
 
+_DOCKER: Final = frozenset({DOCKER_SCHEMA2, DOCKER_MANIFEST_LIST})
 _GENERIC: Final = frozenset({"", "application/json", "application/octet-stream", "*/*"})
 
 
@@ -113,6 +114,8 @@ def parse_manifest(content: bytes, content_type: str | None) -> Manifest:
         raise ManifestInvalid("schema 1 manifests are not supported; push schema 2 or OCI")
     if media_type in _GENERIC:
         media_type = declared or (OCI_INDEX if "manifests" in obj else OCI_MANIFEST)
+    if media_type in _DOCKER and declared != media_type:
+        raise ManifestInvalid(f"a {media_type} manifest must declare its mediaType")
     if declared and declared != media_type:
         raise ManifestInvalid(
             f"mediaType {declared!r} in the manifest does not match Content-Type {media_type!r}"

@@ -60,7 +60,11 @@ class Registry:
         )
 
     def _linked(self, name: str, manifests: bool = False) -> LinkedBlobStore:
-        cache = self.cache.repository_scoped(name) if self.cache is not None else None
+        # Layers and revisions are different link sets: separate cache scopes,
+        # or a cached layer would pass for a manifest. No real name has a
+        # component starting with "_", so the scope cannot collide.
+        scope = f"{name}/_manifests" if manifests else name
+        cache = self.cache.repository_scoped(scope) if self.cache is not None else None
         return LinkedBlobStore(
             self.blob_store,
             name,

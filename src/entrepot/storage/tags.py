@@ -41,11 +41,15 @@ class TagStore:
             raise TagUnknown(tag) from exc
 
     async def all(self) -> list[str]:
-        """Every tag, sorted; `NameUnknown` if the repository has no tag folder."""
+        """Every tag, sorted; `NameUnknown` if there is no such repository."""
         try:
             entries = await self._driver.list(paths.tags(self.name))
-        except PathNotFound as exc:
-            raise NameUnknown(self.name) from exc
+        except PathNotFound:
+            entries = []
+            try:
+                await self._driver.stat(paths.manifests(self.name))
+            except PathNotFound as exc:
+                raise NameUnknown(self.name) from exc
         return sorted(entry.rsplit("/", 1)[1] for entry in entries)
 
     async def lookup(self, digest: Digest) -> list[str]:
