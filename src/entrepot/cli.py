@@ -34,8 +34,6 @@ def create_app() -> App:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     if args.config is not None:
         print(
             "entrepot: configuration files are not supported yet; use --root, --addr, --workers",
@@ -47,21 +45,56 @@ def serve(args: argparse.Namespace) -> int:
     os.environ[_SETTINGS_ENV] = json.dumps(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     log.info(
-        "entrepot %s listening on %s, storing under %s", __version__, args.addr, settings["root"]
+        "entrepot %s listening on %s, storing under %s (%s, %d worker%s)",
+        __version__,
+        args.addr,
+        settings["root"],
+        args.server,
+        args.workers,
+        "" if args.workers == 1 else "s",
     )
+    if args.server == "granian":
+        _serve_granian(host or "0.0.0.0", int(port), args.workers)
+    else:
+        _serve_uvicorn(host or "0.0.0.0", int(port), args.workers)
+    return 0
+
+
+def _serve_granian(host: str, port: int, workers: int) -> None:
+    # Granian (Rust, hyper) implements the ASGI pathsend extension: a blob
+    # GET is sent from the file by the server, never through Python.
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+    from granian.log import LogLevels
+
+    Granian(
+        "entrepot.cli:create_app",
+        factory=True,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        loop=Loops.uvloop,
+        websockets=False,
+        log_level=LogLevels.warning,
+    ).serve()
+
+
+def _serve_uvicorn(host: str, port: int, workers: int) -> None:
+    import uvicorn
+
     uvicorn.run(
         "entrepot.cli:create_app",
         factory=True,
-        host=host or "0.0.0.0",
-        port=int(port),
-        workers=args.workers,
+        host=host,
+        port=port,
+        workers=workers,
         loop="uvloop",
         http="httptools",
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=30,
     )
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--root", default="./data", help="filesystem storage root (./data)")
     run.add_argument("--addr", default="0.0.0.0:5000", help="host:port to listen on")
     run.add_argument("--workers", type=int, default=1, help="worker processes (1)")
+    run.add_argument(
+        "--server",
+        choices=("granian", "uvicorn"),
+        default="granian",
+        help="HTTP server: granian (default; sends blobs from files) or uvicorn",
+    )
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve(args)

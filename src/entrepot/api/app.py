@@ -33,6 +33,8 @@ from entrepot.reference import validate_name
 log = logging.getLogger(__name__)
 
 API_VERSION: Final = ("Docker-Distribution-API-Version", "registry/2.0")
+# How much of a refused body is read before answering (see Request.drain).
+_DRAIN_LIMIT: Final = 64 << 20
 
 Handler = Callable[[Context, Request, str, str], Awaitable[Response]]
 
@@ -80,6 +82,7 @@ class App:
             if status == 416 and hasattr(exc, "size"):
                 response.headers["Content-Range"] = f"bytes */{exc.size}"
         except BodyTooLarge as exc:
+            await request.drain(_DRAIN_LIMIT)
             response = _json(413, envelope("SIZE_INVALID", str(exc), {"limit": exc.limit}))
         except ClientDisconnected:
             return

@@ -99,6 +99,20 @@ class Request:
         return bytes(parts)
 
 
+    async def drain(self, limit: int) -> None:
+        """Read and drop up to `limit` bytes of an unread body, so an early
+        error response reaches a client still sending (past that, the
+        server may close the connection)."""
+        dropped = 0
+        try:
+            async for chunk in self.stream():
+                dropped += len(chunk)
+                if dropped > limit:
+                    return
+        except ClientDisconnected:
+            return
+
+
 class BodyTooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"request body larger than {limit} bytes")
