@@ -65,7 +65,9 @@ class Server:
             pytest.fail(f"the server wrote a traceback:\n{new}", pytrace=False)
 
 
-def _start_server(root: Path, log_dir: Path) -> tuple[Server, IO[bytes]]:
+def _start_server(
+    root: Path, log_dir: Path, extra_args: tuple[str, ...] = ()
+) -> tuple[Server, IO[bytes]]:
     port = free_port()
     stderr_path = log_dir / "server.stderr"
     stderr_file = stderr_path.open("wb")
@@ -79,6 +81,7 @@ def _start_server(root: Path, log_dir: Path) -> tuple[Server, IO[bytes]]:
             str(root),
             "--addr",
             f"127.0.0.1:{port}",
+            *extra_args,
         ],
         stdout=stderr_file,
         stderr=stderr_file,
@@ -114,13 +117,16 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(SHUTDOWN_TIMEOUT)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A real `entrepot serve` on a fresh storage root, for one test module."""
+@pytest.fixture(scope="module", params=["granian", "uvicorn"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A real `entrepot serve` on a fresh storage root, for one test module;
+    every test runs on both servers entrepot can be served by."""
     base = tmp_path_factory.mktemp("server")
     root = base / "root"
     root.mkdir()
-    srv, stderr_file = _start_server(root, base)
+    srv, stderr_file = _start_server(root, base, ("--server", request.param))
     try:
         yield srv
     finally:

@@ -51,7 +51,7 @@ def made() -> dict[str, bool]:
 @pytest.fixture
 async def catalog(client: httpx.AsyncClient, server: Server, made: dict[str, bool]) -> list[str]:
     """Push one manifest into each of REPOSITORIES (once per module)."""
-    if not made:
+    if server.url not in made:
         content = image_manifest(descriptor(OCI_CONFIG, EMPTY_JSON), [])
         for name in REPOSITORIES:
             await push_blob(client, name, EMPTY_JSON)
@@ -59,7 +59,7 @@ async def catalog(client: httpx.AsyncClient, server: Server, made: dict[str, boo
         # blobs and uploads alone do not make a repository
         await push_blob(client, "only/blobs", EMPTY_JSON)
         await client.post("/v2/only-upload/blobs/uploads/")
-        made["done"] = True
+        made[server.url] = True
     return IN_ORDER
 
 
