@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any, Final
 
-from entrepot import __version__
+from entrepot import __version__, logs
 from entrepot.api import App, Context
 from entrepot.storage.cache.memory import InMemoryBlobDescriptorCache
 from entrepot.storage.driver.filesystem import FilesystemDriver
@@ -24,6 +24,7 @@ def create_app() -> App:
     """Build the application from the settings `serve` put in the environment
     (each worker process builds its own)."""
     settings: dict[str, Any] = json.loads(os.environ.get(_SETTINGS_ENV, "{}"))
+    logs.configure(settings.get("log_level", "info"), settings.get("log_formatter", "text"))
     driver = FilesystemDriver(settings.get("root", "./data"))
     # An in-memory cache of links is per process: with several workers a
     # delete in one would not be seen by the others, so only one worker
@@ -43,7 +44,7 @@ def serve(args: argparse.Namespace) -> int:
     host, _, port = args.addr.rpartition(":")
     settings = {"root": os.path.abspath(args.root), "workers": args.workers}
     os.environ[_SETTINGS_ENV] = json.dumps(settings)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logs.configure("info", "text")
     log.info(
         "entrepot %s listening on %s, storing under %s (%s, %d worker%s)",
         __version__,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -28,9 +30,11 @@ from entrepot.api.http import (
     send_response,
 )
 from entrepot.errors import RegistryError
+from entrepot.logs import ACCESS_LOGGER, request_id
 from entrepot.reference import validate_name
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger(ACCESS_LOGGER)
 
 API_VERSION: Final = ("Docker-Distribution-API-Version", "registry/2.0")
 # How much of a refused body is read before answering (see Request.drain).
@@ -72,7 +76,18 @@ class App:
             return
         if scope["type"] != "http":
             return
+        started = time.perf_counter()
         request = Request(scope, receive)
+        token = request_id.set(request.headers.get("x-request-id") or uuid.uuid4().hex)
+        status, sent = 0, 0  # stay so when sending the response fails
+        try:
+            status, sent = await self._serve(scope, request, send)
+        finally:
+            if self.context.access_log:
+                _log_access(request, scope, status, sent, started)
+            request_id.reset(token)
+
+    async def _serve(self, scope: Scope, request: Request, send: Send) -> tuple[int, int]:
         head = request.method == "HEAD"
         try:
             response = await self._dispatch(request)
@@ -85,12 +100,13 @@ class App:
             await request.drain(_DRAIN_LIMIT)
             response = _json(413, envelope("SIZE_INVALID", str(exc), {"limit": exc.limit}))
         except ClientDisconnected:
-            return
+            return 499, 0  # nginx's code for "client closed the request"
         except Exception:
             log.exception("internal error on %s %s", request.method, request.path)
             response = _json(500, envelope("UNKNOWN", "internal server error"))
         response.headers.setdefault(*API_VERSION)
-        await send_response(scope, send, response, head)
+        sent = await send_response(scope, send, response, head)
+        return response.status, sent
 
     async def _dispatch(self, request: Request) -> Response:
         path = request.path
@@ -116,6 +132,22 @@ class App:
             ref: str = match.groupdict().get("ref") or ""
             return await handler(self.context, request, name, ref)
         return _json(404, envelope("UNSUPPORTED", f"no route for {path}"))
+
+
+def _log_access(request: Request, scope: Scope, status: int, sent: int, started: float) -> None:
+    client = scope.get("client")
+    access_log.info(
+        "%s %s %d",
+        request.method,
+        request.path,
+        status,
+        extra={
+            "bytes": sent,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            "remote": f"{client[0]}:{client[1]}" if client else None,
+            "user_agent": request.headers.get("user-agent"),
+        },
+    )
 
 
 def _json(status: int, body: bytes) -> Response:

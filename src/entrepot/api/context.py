@@ -12,3 +12,4 @@ class Context:
     registry: Registry
     catalog_max_entries: int = 1000
     read_only: bool = False
+    access_log: bool = True

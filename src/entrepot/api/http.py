@@ -98,7 +98,6 @@ class Request:
                 raise BodyTooLarge(limit)
         return bytes(parts)
 
-
     async def drain(self, limit: int) -> None:
         """Read and drop up to `limit` bytes of an unread body, so an early
         error response reaches a client still sending (past that, the
