@@ -17,6 +17,7 @@ from entrepot.digest import Digest
 from entrepot.errors import DigestInvalid, ManifestInvalid
 
 OCTET_STREAM: Final = "application/octet-stream"
+INT64_MAX: Final = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +83,7 @@ class Descriptor:
             raise ManifestInvalid("descriptor needs a mediaType string")
         if not isinstance(digest, str):
             raise ManifestInvalid("descriptor needs a digest string")
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= INT64_MAX:
             raise ManifestInvalid("descriptor needs a non-negative integer size")
         try:
             parsed = Digest.parse(digest)

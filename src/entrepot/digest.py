@@ -38,13 +38,13 @@ class Digest:
         """Parse `alg:hex`, raising `DigestInvalid` with the reason."""
         if not isinstance(text, str):
             raise DigestInvalid(str(text), "a digest must be a string")
-        if not _GRAMMAR.match(text):
+        if not _GRAMMAR.fullmatch(text):
             raise DigestInvalid(text, "not of the form algorithm:encoded")
         algorithm, _, encoded = text.partition(":")
         length = _HEX_LENGTHS.get(algorithm)
         if length is None:
             raise DigestInvalid(text, f"unsupported digest algorithm {algorithm!r}")
-        if len(encoded) != length or not _LOWER_HEX.match(encoded):
+        if len(encoded) != length or not _LOWER_HEX.fullmatch(encoded):
             raise DigestInvalid(
                 text, f"{algorithm} wants {length} lowercase hexadecimal characters"
             )

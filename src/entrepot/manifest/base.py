@@ -101,8 +101,10 @@ def parse_manifest(content: bytes, content_type: str | None) -> Manifest:
     if len(content) > MANIFEST_MAX_SIZE:
         raise ManifestInvalid(f"manifest is larger than {MANIFEST_MAX_SIZE} bytes")
     try:
-        obj = json.loads(content)
-    except (ValueError, UnicodeDecodeError) as exc:
+        # UTF-8 only and strict JSON, as Go's encoding/json (Distribution's
+        # and containerd's) reads it: what clients cannot read is refused.
+        obj = json.loads(content.decode("utf-8"), parse_constant=_not_json)
+    except (ValueError, RecursionError) as exc:
         raise ManifestInvalid(f"manifest is not valid JSON: {exc}") from exc
     if not isinstance(obj, dict):
         raise ManifestInvalid("manifest must be a JSON object")
@@ -110,22 +112,30 @@ def parse_manifest(content: bytes, content_type: str | None) -> Manifest:
     if declared is not None and not isinstance(declared, str):
         raise ManifestInvalid("mediaType must be a string")
     media_type = _media_type(content_type)
-    if obj.get("schemaVersion") == 1 or media_type in (DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED):
+    version = obj.get("schemaVersion")
+    if version == 1 or {media_type, declared} & {DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED}:
         raise ManifestInvalid("schema 1 manifests are not supported; push schema 2 or OCI")
     if media_type in _GENERIC:
-        media_type = declared or (OCI_INDEX if "manifests" in obj else OCI_MANIFEST)
+        if declared is not None:
+            media_type = declared
+        else:
+            media_type = OCI_INDEX if "manifests" in obj else OCI_MANIFEST
     if media_type in _DOCKER and declared != media_type:
         raise ManifestInvalid(f"a {media_type} manifest must declare its mediaType")
-    if declared and declared != media_type:
+    if declared is not None and declared != media_type:
         raise ManifestInvalid(
             f"mediaType {declared!r} in the manifest does not match Content-Type {media_type!r}"
         )
     parser = _PARSERS.get(media_type)
     if parser is None:
         raise ManifestInvalid(f"unsupported manifest media type {media_type!r}")
-    if obj.get("schemaVersion") != 2:
-        raise ManifestInvalid("schemaVersion must be 2")
+    if isinstance(version, bool) or not isinstance(version, int) or version != 2:
+        raise ManifestInvalid("schemaVersion must be the integer 2")
     return parser(obj, content, Digest.of(content))
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _media_type(content_type: str | None) -> str:
