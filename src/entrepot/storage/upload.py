@@ -144,19 +144,21 @@ class UploadWriter:
         self._check_open()
         hasher = await self._running_hash()
         if len(data) < _INLINE_HASH:
+            # Write first: a failed write must leave the hash as it was.
+            written = await self._file.write(data)
             hasher.update(data)
-            return await self._guarded_write(data)
-        hashed, written = await asyncio.gather(
+            return written
+        hashed, stored = await asyncio.gather(
             asyncio.to_thread(hasher.update, data),
-            self._guarded_write(data),
+            self._file.write(data),
             return_exceptions=True,
         )
-        for outcome in (hashed, written):
+        for outcome in (hashed, stored):
             if isinstance(outcome, BaseException):
-                self._hash = None
+                self._hash = None  # re-derived from storage when next needed
                 raise outcome
-        assert isinstance(written, int)
-        return written
+        assert isinstance(stored, int)
+        return stored
 
     async def close(self) -> None:
         """Release the session; it stays in storage, resumable anywhere."""
@@ -217,6 +219,11 @@ class UploadWriter:
         """Called by the commit hook: make the data the blob `canonical`,
         unless that blob is already stored."""
         dest = paths.blob_data(canonical)
+        # The saved states describe data about to leave the session: were the
+        # commit to stop after the move, a resumed session refilled with other
+        # bytes of the same length must not be vouched for by them.
+        with contextlib.suppress(PathNotFound):
+            await self._driver.delete(paths.upload_hashstates(self._name, self._id, CANONICAL))
         try:
             await store.stat(canonical)
         except BlobUnknown:
@@ -234,9 +241,6 @@ class UploadWriter:
     def _check_open(self) -> None:
         if self._done:
             raise BlobUploadInvalid("the upload writer is closed")
-
-    async def _guarded_write(self, data: bytes | memoryview) -> int:
-        return await self._file.write(data)
 
     async def _running_hash(self) -> ResumableHash:
         if self._hash is None:
