@@ -29,7 +29,7 @@ from entrepot.api.http import (
     Send,
     send_response,
 )
-from entrepot.errors import RegistryError
+from entrepot.errors import ReadOnly, RegistryError
 from entrepot.logs import ACCESS_LOGGER, request_id
 from entrepot.reference import validate_name
 
@@ -110,6 +110,8 @@ class App:
 
     async def _dispatch(self, request: Request) -> Response:
         path = request.path
+        if self.context.read_only and request.method not in ("GET", "HEAD"):
+            raise ReadOnly("the registry is in read-only mode: writes are refused")
         if path in ("/v2/", "/v2"):
             if request.method not in ("GET", "HEAD"):
                 return _method_not_allowed(("GET", "HEAD"))
