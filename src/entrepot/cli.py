@@ -1,73 +1,174 @@
-"""The `entrepot` command line: `entrepot serve` starts the registry."""
+"""The `entrepot` command line.
+
+`entrepot serve [CONFIG]` starts the registry from Distribution's config.yml
+(or the embedded default), `entrepot config check CONFIG` validates a file
+and prints the effective settings with secrets masked, and `entrepot
+purge-uploads [CONFIG]` removes abandoned upload sessions now.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
+import random
+import shutil
 import sys
+import tempfile
+import threading
+from datetime import timedelta
 from typing import Any, Final
 
+import yaml
+
 from entrepot import __version__, logs
-from entrepot.api import App, Context
-from entrepot.storage.cache.memory import InMemoryBlobDescriptorCache
-from entrepot.storage.driver.filesystem import FilesystemDriver
-from entrepot.storage.registry import Registry
+from entrepot.api import App
+from entrepot.config import ConfigError, LoadedConfig, Settings, load_config, masked
+from entrepot.storage.purge import PurgeReport, purge_uploads
+from entrepot.wiring import build_app, build_driver
 
 log = logging.getLogger("entrepot")
 
-_SETTINGS_ENV: Final = "ENTREPOT_SERVE_SETTINGS"
+# How `serve` tells each worker process what to build.
+_SERVE_ENV: Final = "ENTREPOT_SERVE"
+# Distribution waits a random part of this before the first upload purge, so
+# instances started together do not purge together.
+_PURGE_JITTER: Final = timedelta(minutes=60)
 
 
 def create_app() -> App:
-    """Build the application from the settings `serve` put in the environment
-    (each worker process builds its own)."""
-    settings: dict[str, Any] = json.loads(os.environ.get(_SETTINGS_ENV, "{}"))
-    logs.configure(settings.get("log_level", "info"), settings.get("log_formatter", "text"))
-    driver = FilesystemDriver(settings.get("root", "./data"))
-    # An in-memory cache of links is per process: with several workers a
-    # delete in one would not be seen by the others, so only one worker
-    # caches (the shared Redis cache is the multi-process answer).
-    cache = InMemoryBlobDescriptorCache() if settings.get("workers", 1) == 1 else None
-    registry = Registry(driver, cache, delete_enabled=settings.get("delete", True))
-    return App(Context(registry))
+    """Build the application in a worker process, from what `serve` passed."""
+    plan: dict[str, Any] = json.loads(os.environ.get(_SERVE_ENV, "{}"))
+    settings = load_config(plan.get("config"), os.environ).settings
+    _configure_logging(settings)
+    return build_app(settings, plan.get("workers", 1))
+
+
+def _configure_logging(settings: Settings) -> None:
+    logs.configure(settings.log.level, settings.log.formatter, settings.log.fields)
+
+
+def _load(path: str | None) -> LoadedConfig | None:
+    try:
+        return load_config(path, os.environ)
+    except ConfigError as exc:
+        print(f"entrepot: invalid configuration: {exc}", file=sys.stderr)
+        return None
+
+
+def _listen_address(addr: str) -> tuple[str, int]:
+    host, _, port = addr.rpartition(":")
+    return host or "0.0.0.0", int(port)
 
 
 def serve(args: argparse.Namespace) -> int:
-    if args.config is not None:
-        print(
-            "entrepot: configuration files are not supported yet; use --root, --addr, --workers",
-            file=sys.stderr,
-        )
+    # Command-line shortcuts are environment overrides, so every worker
+    # (which reads the configuration again) sees them too.
+    if args.root is not None:
+        os.environ["REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY"] = os.path.abspath(args.root)
+    if args.addr is not None:
+        os.environ["REGISTRY_HTTP_ADDR"] = args.addr
+    loaded = _load(args.config)
+    if loaded is None:
         return 2
-    host, _, port = args.addr.rpartition(":")
-    settings = {"root": os.path.abspath(args.root), "workers": args.workers}
-    os.environ[_SETTINGS_ENV] = json.dumps(settings)
-    logs.configure("info", "text")
+    settings = loaded.settings
+    _configure_logging(settings)
+    for warning in loaded.warnings:
+        log.warning("configuration: %s", warning)
+    try:
+        host, port = _listen_address(settings.http.addr)
+    except ValueError:
+        problem = f"http.addr: expected HOST:PORT, got {settings.http.addr!r}"
+        print(f"entrepot: invalid configuration: {problem}", file=sys.stderr)
+        return 2
+    for problem in _not_honoured(settings, args.server):
+        log.warning("configuration: %s", problem)
+    os.environ[_SERVE_ENV] = json.dumps({"config": args.config, "workers": args.workers})
+    storage = settings.storage
+    where = (
+        storage.driver_parameters().get("rootdirectory", "")
+        if storage.driver == "filesystem"
+        else ""
+    )
     log.info(
-        "entrepot %s listening on %s, storing under %s (%s, %d worker%s)",
+        "entrepot %s listening on %s:%d (%s), storage %s%s, %d worker%s, %s",
         __version__,
-        args.addr,
-        settings["root"],
-        args.server,
+        host,
+        port,
+        "https" if settings.http.tls.enabled else "http",
+        storage.driver,
+        f" under {os.path.abspath(where)}" if where else "",
         args.workers,
         "" if args.workers == 1 else "s",
+        f"configuration {loaded.source}" if loaded.source else "embedded configuration",
     )
+    _start_upload_purging(settings)
     if args.server == "granian":
-        _serve_granian(host or "0.0.0.0", int(port), args.workers)
+        _serve_granian(settings, host, port, args.workers)
     else:
-        _serve_uvicorn(host or "0.0.0.0", int(port), args.workers)
+        _serve_uvicorn(settings, host, port, args.workers)
     return 0
 
 
-def _serve_granian(host: str, port: int, workers: int) -> None:
+def _not_honoured(settings: Settings, server: str) -> list[str]:
+    """Settings entrepot reads but cannot honour (yet), said out loud."""
+    problems = []
+    if settings.http.prefix:
+        problems.append("http.prefix is not supported yet; serving at /v2/")
+    if settings.http.host:
+        problems.append("http.host: Location headers stay relative (clients resolve them)")
+    if settings.http.net == "unix":
+        problems.append("http.net unix is not supported yet; listening on TCP")
+    if settings.http.debug.addr:
+        problems.append("http.debug (health, metrics) is not supported yet")
+    if server == "uvicorn" and not settings.http.http2.disabled:
+        problems.append("uvicorn serves HTTP/1.1 only (use --server granian for HTTP/2)")
+    if settings.http.tls.ciphersuites:
+        problems.append("http.tls.ciphersuites is not honoured: the server's defaults apply")
+    return problems
+
+
+def _tls_files(settings: Settings) -> tuple[str | None, str | None, str | None]:
+    """Certificate, key, and one file of all client CAs (or None)."""
+    tls = settings.http.tls
+    if not tls.enabled:
+        return None, None, None
+    ca_file = None
+    if tls.clientcas:
+        handle, ca_file = tempfile.mkstemp(prefix="entrepot-clientcas-", suffix=".pem")
+        with os.fdopen(handle, "wb") as out:
+            for path in tls.clientcas:
+                with open(path, "rb") as ca:
+                    shutil.copyfileobj(ca, out)
+                out.write(b"\n")
+    return tls.certificate, tls.key, ca_file
+
+
+def _serve_granian(settings: Settings, host: str, port: int, workers: int) -> None:
     # Granian (Rust, hyper) implements the ASGI pathsend extension: a blob
     # GET is sent from the file by the server, never through Python.
+    from pathlib import Path
+
     from granian import Granian
-    from granian.constants import Interfaces, Loops
+    from granian.constants import Interfaces, Loops, SSLProtocols
     from granian.log import LogLevels
 
+    certificate, key, client_cas = _tls_files(settings)
+    drain = settings.http.draintimeout.total_seconds()
+    options: dict[str, Any] = {}
+    if certificate is not None and key is not None:
+        options.update(
+            ssl_cert=Path(certificate),
+            ssl_key=Path(key),
+            # granian knows TLS 1.2 and 1.3; older minimums mean 1.2.
+            ssl_protocol_min=SSLProtocols.tls13
+            if settings.http.tls.minimumtls == "tls1.3"
+            else SSLProtocols.tls12,
+        )
+        if client_cas is not None:
+            options.update(ssl_ca=Path(client_cas), ssl_client_verify=True)
     Granian(
         "entrepot.cli:create_app",
         factory=True,
@@ -78,12 +179,17 @@ def _serve_granian(host: str, port: int, workers: int) -> None:
         loop=Loops.uvloop,
         websockets=False,
         log_level=LogLevels.warning,
+        workers_kill_timeout=int(drain) if drain >= 1 else None,
+        **options,
     ).serve()
 
 
-def _serve_uvicorn(host: str, port: int, workers: int) -> None:
+def _serve_uvicorn(settings: Settings, host: str, port: int, workers: int) -> None:
+    import ssl
+
     import uvicorn
 
+    certificate, key, client_cas = _tls_files(settings)
     uvicorn.run(
         "entrepot.cli:create_app",
         factory=True,
@@ -94,31 +200,123 @@ def _serve_uvicorn(host: str, port: int, workers: int) -> None:
         http="httptools",
         access_log=False,
         log_level="warning",
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=int(settings.http.draintimeout.total_seconds()) or None,
+        ssl_certfile=certificate,
+        ssl_keyfile=key,
+        ssl_ca_certs=client_cas,
+        ssl_cert_reqs=ssl.CERT_REQUIRED if client_cas else ssl.CERT_NONE,
     )
+
+
+def _start_upload_purging(settings: Settings) -> None:
+    """Purge abandoned uploads in the background of the main process: once
+    per server, whatever the number of workers."""
+    purging = settings.storage.maintenance.uploadpurging
+    if not purging.enabled or settings.storage.maintenance.readonly.enabled:
+        return
+
+    async def loop() -> None:
+        driver = build_driver(settings)
+        await asyncio.sleep(random.uniform(0, _PURGE_JITTER.total_seconds()))
+        while True:
+            try:
+                await purge_uploads(driver, purging.age, dry_run=purging.dryrun)
+            except Exception:
+                log.exception("upload purge failed")
+            await asyncio.sleep(purging.interval.total_seconds())
+
+    thread = threading.Thread(target=asyncio.run, args=(loop(),), daemon=True, name="purge")
+    thread.start()
+
+
+def config_check(args: argparse.Namespace) -> int:
+    loaded = _load(args.config)
+    if loaded is None:
+        return 2
+    for warning in loaded.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(yaml.safe_dump(masked(loaded.settings), sort_keys=False), end="")
+    return 0
+
+
+def purge(args: argparse.Namespace) -> int:
+    loaded = _load(args.config)
+    if loaded is None:
+        return 2
+    settings = loaded.settings
+    _configure_logging(settings)
+    purging = settings.storage.maintenance.uploadpurging
+    age = purging.age if args.age is None else timedelta(hours=args.age)
+    dry_run = args.dry_run or purging.dryrun
+    tty = sys.stderr.isatty()
+
+    def progress(report: PurgeReport) -> None:
+        if tty:
+            verb = "would purge" if dry_run else "purged"
+            print(
+                f"\r{report.examined} sessions examined, {len(report.purged)} {verb}",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    report = asyncio.run(
+        purge_uploads(build_driver(settings), age, dry_run=dry_run, progress=progress)
+    )
+    if tty:
+        print(file=sys.stderr)
+    for session in report.purged:
+        print(session)
+    return 1 if report.errors else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="entrepot", description="A container image registry (OCI Distribution, Docker V2)."
+        prog="entrepot",
+        description="A container image registry: OCI Distribution and Docker's Registry API "
+        "V2, on CNCF Distribution's storage layout and config.yml.",
     )
     parser.add_argument("--version", action="version", version=f"entrepot {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("serve", help="serve the registry over HTTP")
-    run.add_argument("config", nargs="?", help="a Distribution-style config.yml (not yet)")
-    run.add_argument("--root", default="./data", help="filesystem storage root (./data)")
-    run.add_argument("--addr", default="0.0.0.0:5000", help="host:port to listen on")
-    run.add_argument("--workers", type=int, default=1, help="worker processes (1)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "serve",
+        help="serve the registry",
+        description="Serve the registry. Without CONFIG: filesystem storage under ./data, "
+        "in-memory descriptor cache, port 5000, deletes enabled. REGISTRY_* environment "
+        "variables override the configuration as in Distribution.",
+    )
+    run.add_argument("config", nargs="?", help="Distribution's config.yml (version 0.1)")
+    run.add_argument("--root", help="filesystem storage root (overrides the configuration)")
+    run.add_argument("--addr", help="HOST:PORT to listen on (overrides http.addr)")
+    run.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     run.add_argument(
         "--server",
         choices=("granian", "uvicorn"),
         default="granian",
-        help="HTTP server: granian (default; sends blobs from files) or uvicorn",
+        help="HTTP server: granian (default; sends blobs straight from files) or uvicorn",
     )
+
+    config = sub.add_parser("config", help="work with configuration files")
+    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    check = config_sub.add_parser(
+        "check", help="validate a config.yml and print the effective settings (secrets masked)"
+    )
+    check.add_argument("config", nargs="?", help="config.yml (default: the embedded one)")
+
+    purger = sub.add_parser(
+        "purge-uploads", help="remove upload sessions older than the purge age, now"
+    )
+    purger.add_argument("config", nargs="?", help="config.yml (default: the embedded one)")
+    purger.add_argument("--age", type=float, help="age in hours (default: uploadpurging.age)")
+    purger.add_argument("--dry-run", action="store_true", help="only list what would go")
+
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve(args)
-    return 2
+    if args.command == "config":
+        return config_check(args)
+    return purge(args)
 
 
 if __name__ == "__main__":

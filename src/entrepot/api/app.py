@@ -105,6 +105,8 @@ class App:
             log.exception("internal error on %s %s", request.method, request.path)
             response = _json(500, envelope("UNKNOWN", "internal server error"))
         response.headers.setdefault(*API_VERSION)
+        for name, value in self.context.headers.items():
+            response.headers.setdefault(name, value)
         sent = await send_response(scope, send, response, head)
         return response.status, sent
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from entrepot.storage.registry import Registry
 
@@ -13,3 +14,5 @@ class Context:
     catalog_max_entries: int = 1000
     read_only: bool = False
     access_log: bool = True
+    # `http.headers`: added to every response.
+    headers: Mapping[str, str] = field(default_factory=dict)

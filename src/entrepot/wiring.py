@@ -1,0 +1,64 @@
+"""Everything the application needs, built from `Settings` in one place:
+the storage driver, the descriptor cache, the registry and the API context.
+No global state: each worker process calls `build_app` once."""
+
+from __future__ import annotations
+
+import logging
+
+from entrepot.api import App, Context
+from entrepot.blobs import BlobDescriptorCacheProvider
+from entrepot.config import Settings
+from entrepot.storage.cache.memory import InMemoryBlobDescriptorCache
+from entrepot.storage.driver.base import StorageDriver
+from entrepot.storage.driver.factory import create_driver
+from entrepot.storage.registry import Registry
+
+log = logging.getLogger(__name__)
+
+# An unbounded in-memory cache is refused: this is its size then.
+_UNBOUNDED_STAND_IN = 1_000_000
+
+
+def build_driver(settings: Settings) -> StorageDriver:
+    return create_driver(settings.storage.driver, settings.storage.driver_parameters())
+
+
+def build_cache(settings: Settings, workers: int) -> BlobDescriptorCacheProvider | None:
+    """The descriptor cache `storage.cache.blobdescriptor` names.
+
+    An in-memory cache is per process: with several workers a delete served
+    by one would not be seen by the others' caches, so it is left out then
+    (the Redis cache is shared and stays correct).
+    """
+    cache = settings.storage.cache
+    if cache.blobdescriptor == "inmemory":
+        if workers > 1:
+            return None
+        size = cache.blobdescriptorsize or _UNBOUNDED_STAND_IN
+        return InMemoryBlobDescriptorCache(size=size)
+    if cache.blobdescriptor == "redis":
+        raise NotImplementedError("the redis descriptor cache is not wired yet")
+    return None
+
+
+def build_registry(settings: Settings, workers: int = 1) -> Registry:
+    return Registry(
+        build_driver(settings),
+        build_cache(settings, workers),
+        delete_enabled=settings.storage.delete.enabled,
+    )
+
+
+def build_context(settings: Settings, workers: int = 1) -> Context:
+    return Context(
+        build_registry(settings, workers),
+        catalog_max_entries=settings.catalog.maxentries,
+        read_only=settings.storage.maintenance.readonly.enabled,
+        access_log=not settings.log.accesslog.disabled,
+        headers={name: ", ".join(values) for name, values in settings.http.headers.items()},
+    )
+
+
+def build_app(settings: Settings, workers: int = 1) -> App:
+    return App(build_context(settings, workers))
