@@ -16,6 +16,13 @@ from entrepot.descriptor import Descriptor
 from entrepot.digest import Digest
 
 
+class CacheUnavailable(Exception):
+    """A descriptor cache could not answer (unreachable, slow, refusing).
+
+    Never a `BlobUnknown`: the caller must not take it for "no such blob",
+    only fall back to storage. The cache has logged it (rate-limited)."""
+
+
 class BlobReadStream(Protocol):
     """An async, seekable reader over one blob, which knows its size."""
 

@@ -38,7 +38,10 @@ def build_cache(settings: Settings, workers: int) -> BlobDescriptorCacheProvider
         size = cache.blobdescriptorsize or _UNBOUNDED_STAND_IN
         return InMemoryBlobDescriptorCache(size=size)
     if cache.blobdescriptor == "redis":
-        raise NotImplementedError("the redis descriptor cache is not wired yet")
+        # Shared by every worker and instance: correct with any number.
+        from entrepot.storage.cache.redis import RedisBlobDescriptorCache
+
+        return RedisBlobDescriptorCache.from_settings(settings.redis)
     return None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from entrepot.blobs import BlobDescriptorService, BlobStatter
+from entrepot.blobs import BlobDescriptorService, BlobStatter, CacheUnavailable
 from entrepot.descriptor import Descriptor
 from entrepot.digest import Digest
 from entrepot.errors import BlobUnknown
@@ -39,7 +39,7 @@ class CachedBlobStatter:
     async def stat(self, digest: Digest) -> Descriptor:
         try:
             descriptor = await self._cache.stat(digest)
-        except BlobUnknown:
+        except (BlobUnknown, CacheUnavailable):
             pass
         except Exception:  # a broken cache must not fail the request
             log.warning("descriptor cache stat failed for %s", digest, exc_info=True)
@@ -50,6 +50,8 @@ class CachedBlobStatter:
         descriptor = await self._backend.stat(digest)
         try:
             await self._cache.set(digest, descriptor)
+        except CacheUnavailable:
+            pass
         except Exception:
             log.warning("descriptor cache set failed for %s", digest, exc_info=True)
         return descriptor
@@ -57,13 +59,15 @@ class CachedBlobStatter:
     async def set(self, digest: Digest, descriptor: Descriptor) -> None:
         try:
             await self._cache.set(digest, descriptor)
+        except CacheUnavailable:
+            pass
         except Exception:
             log.warning("descriptor cache set failed for %s", digest, exc_info=True)
 
     async def clear(self, digest: Digest) -> None:
         try:
             await self._cache.clear(digest)
-        except BlobUnknown:
+        except (BlobUnknown, CacheUnavailable):
             pass
         except Exception:
             log.warning("descriptor cache clear failed for %s", digest, exc_info=True)
