@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
+import ipaddress
 import json
 import logging
 import os
 import random
 import shutil
+import socket
+import ssl
 import sys
 import tempfile
 import threading
@@ -25,7 +29,14 @@ import yaml
 
 from entrepot import __version__, logs
 from entrepot.api import App
-from entrepot.config import ConfigError, LoadedConfig, Settings, load_config, masked
+from entrepot.config import (
+    ConfigError,
+    LoadedConfig,
+    Settings,
+    load_config,
+    masked,
+    split_host_port,
+)
 from entrepot.storage.purge import PurgeReport, purge_uploads
 from entrepot.wiring import build_app, build_driver
 
@@ -59,8 +70,55 @@ def _load(path: str | None) -> LoadedConfig | None:
 
 
 def _listen_address(addr: str) -> tuple[str, int]:
-    host, _, port = addr.rpartition(":")
-    return host or "0.0.0.0", int(port)
+    """The IP address and port to bind for `http.addr` (already checked by
+    the configuration). granian binds IP addresses only: a host name is
+    resolved, and Go too listens on one address of a name."""
+    host, port = split_host_port(addr)
+    if not host:
+        return "0.0.0.0", port
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        host = str(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0])
+    return host, port
+
+
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be listened on (in use, not an address of
+    this machine...), found before the server starts and fails on it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
+
+
+def _tls_problem(settings: Settings) -> str | None:
+    """A TLS file that cannot be read, or a certificate and key that do not
+    go together: said in one line naming the key, before the server starts."""
+    tls = settings.http.tls
+    files = [("http.tls.certificate", tls.certificate), ("http.tls.key", tls.key)]
+    files += [(f"http.tls.clientcas[{index}]", path) for index, path in enumerate(tls.clientcas)]
+    for key, path in files:
+        if path is None:
+            continue
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            return f"{key}: cannot read {path}: {exc.strerror or exc}"
+    if tls.certificate is not None and tls.key is not None:
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(tls.certificate, tls.key)
+        except ssl.SSLError as exc:
+            return (
+                f"http.tls.certificate: {tls.certificate} with http.tls.key {tls.key} is not "
+                f"a certificate and its key: {exc.reason or exc}"
+            )
+    return None
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -79,10 +137,18 @@ def serve(args: argparse.Namespace) -> int:
         log.warning("configuration: %s", warning)
     try:
         host, port = _listen_address(settings.http.addr)
-    except ValueError:
-        problem = f"http.addr: expected HOST:PORT, got {settings.http.addr!r}"
+    except OSError as exc:  # a host name that does not resolve
+        problem = f"http.addr: cannot resolve {settings.http.addr!r}: {exc.strerror or exc}"
         print(f"entrepot: invalid configuration: {problem}", file=sys.stderr)
         return 2
+    tls_problem = _tls_problem(settings)
+    if tls_problem is not None:
+        print(f"entrepot: invalid configuration: {tls_problem}", file=sys.stderr)
+        return 2
+    listen_problem = _cannot_listen(host, port)
+    if listen_problem is not None:
+        print(f"entrepot: {listen_problem}", file=sys.stderr)
+        return 1
     for problem in _not_honoured(settings, args.server):
         log.warning("configuration: %s", problem)
     os.environ[_SERVE_ENV] = json.dumps({"config": args.config, "workers": args.workers})
@@ -125,8 +191,13 @@ def _not_honoured(settings: Settings, server: str) -> list[str]:
         problems.append("http.debug (health, metrics) is not supported yet")
     if server == "uvicorn" and not settings.http.http2.disabled:
         problems.append("uvicorn serves HTTP/1.1 only (use --server granian for HTTP/2)")
-    if settings.http.tls.ciphersuites:
+    tls = settings.http.tls
+    if tls.ciphersuites:
         problems.append("http.tls.ciphersuites is not honoured: the server's defaults apply")
+    if tls.clientcas and tls.clientauth != "require-and-verify-client-cert":
+        problems.append("http.tls.clientauth: client certificates are always required and verified")
+    if tls.enabled and server == "uvicorn" and tls.minimumtls != "tls1.2":
+        problems.append("http.tls.minimumtls is not applied by uvicorn (use --server granian)")
     return problems
 
 
@@ -138,6 +209,7 @@ def _tls_files(settings: Settings) -> tuple[str | None, str | None, str | None]:
     ca_file = None
     if tls.clientcas:
         handle, ca_file = tempfile.mkstemp(prefix="entrepot-clientcas-", suffix=".pem")
+        atexit.register(os.unlink, ca_file)
         with os.fdopen(handle, "wb") as out:
             for path in tls.clientcas:
                 with open(path, "rb") as ca:
@@ -270,6 +342,13 @@ def purge(args: argparse.Namespace) -> int:
     return 1 if report.errors else 0
 
 
+def _worker_count(text: str) -> int:
+    count = int(text)  # ValueError: argparse says "invalid _worker_count value"
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"at least 1, got {count}")
+    return count
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="entrepot",
@@ -289,7 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("config", nargs="?", help="Distribution's config.yml (version 0.1)")
     run.add_argument("--root", help="filesystem storage root (overrides the configuration)")
     run.add_argument("--addr", help="HOST:PORT to listen on (overrides http.addr)")
-    run.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    run.add_argument(
+        "--workers", type=_worker_count, default=1, help="worker processes (default 1)"
+    )
     run.add_argument(
         "--server",
         choices=("granian", "uvicorn"),

@@ -74,6 +74,7 @@ from pydantic import (
     StrictBool,
     StrictInt,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -123,6 +124,7 @@ __all__ = [
     "load_config",
     "masked",
     "parse_duration",
+    "split_host_port",
 ]
 
 CONFIG_VERSION: Final = "0.1"
@@ -533,8 +535,9 @@ class HttpSettings(_Section):
     """``http``: the server. Instances sharing storage must share `secret`
     (upload state is signed with it); none means one generated at start."""
 
-    addr: str = Field(default=":5000", min_length=1)
+    # `net` first: checking `addr` depends on it.
     net: Literal["tcp", "unix"] = "tcp"
+    addr: str = Field(default=":5000", min_length=1)
     prefix: str = ""
     host: str | None = None
     secret: str | None = None
@@ -550,6 +553,13 @@ class HttpSettings(_Section):
     @classmethod
     def _default_net(cls, value: object) -> object:
         return "tcp" if value == "" else value  # Distribution: empty means tcp
+
+    @field_validator("addr")
+    @classmethod
+    def _listen_address(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("net", "tcp") == "tcp":
+            split_host_port(value)  # a unix socket's addr is a path
+        return value
 
     @field_validator("prefix")
     @classmethod
@@ -568,6 +578,20 @@ class HttpSettings(_Section):
                     f"expected an absolute URL such as https://registry.example.com, got {value!r}"
                 )
         return value
+
+
+def split_host_port(addr: str) -> tuple[str, int]:
+    """HOST and PORT of a listen address as Go writes it: ``:5000`` (every
+    interface: empty host), ``localhost:5000``, ``[::1]:5000``. Raises
+    `ValueError` with a message fit for a user."""
+    host, colon, port = addr.rpartition(":")
+    if not colon or not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        raise ValueError(f"expected HOST:PORT with a port from 0 to 65535, got {addr!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"an IPv6 address goes in brackets, as in [::1]:5000; got {addr!r}")
+    return host, int(port)
 
 
 class StorageDriverHealthSettings(_Section):
