@@ -142,10 +142,10 @@ def push_image(http: httpx.Client, name: str, tag: str) -> tuple[str, bytes]:
 
 @pytest.mark.parametrize("server", SERVERS)
 def test_serves_the_development_example_of_the_docs(tmp_path: Path, server: str) -> None:
-    root, port = tmp_path / "registry", free_port()
+    root, port, debug_port = tmp_path / "registry", free_port(), free_port()
     config = write_config(
         tmp_path / "config.yml",
-        DEVELOPMENT_EXAMPLE.format(root=root, port=port, debug_port=free_port()),
+        DEVELOPMENT_EXAMPLE.format(root=root, port=port, debug_port=debug_port),
     )
     data = b"a blob through the documented configuration\n" * 100
 
@@ -153,6 +153,8 @@ def test_serves_the_development_example_of_the_docs(tmp_path: Path, server: str)
         with running.client() as http:
             digest = push_blob(http, "dev/example", data)
             pulled = http.get(f"/v2/dev/example/blobs/{digest}")
+        health = httpx.get(f"http://127.0.0.1:{debug_port}/debug/health", timeout=10)
+        metrics = httpx.get(f"http://127.0.0.1:{debug_port}/metrics", timeout=10)
         log = running.log()
 
     assert pulled.status_code == 200
@@ -162,8 +164,11 @@ def test_serves_the_development_example_of_the_docs(tmp_path: Path, server: str)
     assert re.search(rf"listening on (localhost|127\.0\.0\.1):{port} \(http\)", log), log
     assert f"storage filesystem under {root}," in log
     assert f"configuration {config}" in log
-    # The debug server of the example is not there: said, not ignored.
-    assert re.search(r"warning .*http\.debug", log), log
+    # The debug server of the example: health, and no metrics (prometheus is off).
+    assert health.status_code == 200
+    assert health.json() == {}
+    assert metrics.status_code == 404
+    assert f"debug server listening on http://localhost:{debug_port}" in log
 
 
 @pytest.mark.parametrize("server", SERVERS)

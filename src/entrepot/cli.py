@@ -27,7 +27,7 @@ from typing import Any, Final
 
 import yaml
 
-from entrepot import __version__, logs
+from entrepot import __version__, logs, metrics
 from entrepot.api import App
 from entrepot.config import (
     ConfigError,
@@ -37,8 +37,9 @@ from entrepot.config import (
     masked,
     split_host_port,
 )
+from entrepot.debug import DebugServer, start_debug_server
 from entrepot.storage.purge import PurgeReport, purge_uploads
-from entrepot.wiring import build_app, build_driver
+from entrepot.wiring import build_app, build_driver, metrics_enabled
 
 log = logging.getLogger("entrepot")
 
@@ -54,6 +55,8 @@ def create_app() -> App:
     plan: dict[str, Any] = json.loads(os.environ.get(_SERVE_ENV, "{}"))
     settings = load_config(plan.get("config"), os.environ).settings
     _configure_logging(settings)
+    if metrics_enabled(settings):
+        metrics.enable()  # into the directory `serve` made for the workers
     return build_app(settings, plan.get("workers", 1))
 
 
@@ -128,6 +131,9 @@ def serve(args: argparse.Namespace) -> int:
         os.environ["REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY"] = os.path.abspath(args.root)
     if args.addr is not None:
         os.environ["REGISTRY_HTTP_ADDR"] = args.addr
+    if args.debug_addr is not None:
+        os.environ["REGISTRY_HTTP_DEBUG_ADDR"] = args.debug_addr
+        os.environ["REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED"] = "true"
     loaded = _load(args.config)
     if loaded is None:
         return 2
@@ -170,12 +176,49 @@ def serve(args: argparse.Namespace) -> int:
         "" if args.workers == 1 else "s",
         f"configuration {loaded.source}" if loaded.source else "embedded configuration",
     )
-    _start_upload_purging(settings)
-    if args.server == "granian":
-        _serve_granian(settings, host, port, args.workers)
-    else:
-        _serve_uvicorn(settings, host, port, args.workers)
+    # Before any worker starts: each records its metrics there.
+    metrics_dir = metrics.setup_multiprocess_dir() if metrics_enabled(settings) else None
+    try:
+        debug, debug_problem = _start_debug_server(settings)
+        if debug_problem is not None:
+            print(f"entrepot: {debug_problem}", file=sys.stderr)
+            return 1
+        _start_upload_purging(settings)
+        try:
+            if args.server == "granian":
+                _serve_granian(settings, host, port, args.workers)
+            else:
+                _serve_uvicorn(settings, host, port, args.workers)
+        finally:
+            if debug is not None:
+                debug.stop()
+    finally:
+        if metrics_dir is not None:
+            metrics_dir.cleanup()
     return 0
+
+
+def _start_debug_server(settings: Settings) -> tuple[DebugServer | None, str | None]:
+    """The debug listener of `http.debug.addr` (health, metrics), in this main
+    process: one for all the workers. None if not configured; or why it
+    cannot listen."""
+    debug = settings.http.debug
+    if not debug.addr:
+        return None, None
+    try:
+        host, port = split_host_port(debug.addr)
+        server = start_debug_server(
+            host,
+            port,
+            build_driver(settings),
+            settings.health.storagedriver,
+            debug.prometheus.path if debug.prometheus.enabled else None,
+        )
+    except ValueError as exc:
+        return None, f"invalid configuration: http.debug: {exc}"
+    except OSError as exc:
+        return None, f"cannot listen on {debug.addr} (http.debug.addr): {exc.strerror or exc}"
+    return server, None
 
 
 def _not_honoured(settings: Settings, server: str) -> list[str]:
@@ -187,8 +230,6 @@ def _not_honoured(settings: Settings, server: str) -> list[str]:
         problems.append("http.host: Location headers stay relative (clients resolve them)")
     if settings.http.net == "unix":
         problems.append("http.net unix is not supported yet; listening on TCP")
-    if settings.http.debug.addr:
-        problems.append("http.debug (health, metrics) is not supported yet")
     if server == "uvicorn" and not settings.http.http2.disabled:
         problems.append("uvicorn serves HTTP/1.1 only (use --server granian for HTTP/2)")
     tls = settings.http.tls
@@ -370,6 +411,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--addr", help="HOST:PORT to listen on (overrides http.addr)")
     run.add_argument(
         "--workers", type=_worker_count, default=1, help="worker processes (default 1)"
+    )
+    run.add_argument(
+        "--debug-addr",
+        help="HOST:PORT of the debug listener: /debug/health and Prometheus /metrics "
+        "(overrides http.debug.addr and turns http.debug.prometheus on)",
     )
     run.add_argument(
         "--server",

@@ -12,6 +12,7 @@ from entrepot.config import Settings
 from entrepot.storage.cache.memory import InMemoryBlobDescriptorCache
 from entrepot.storage.driver.base import StorageDriver
 from entrepot.storage.driver.factory import create_driver
+from entrepot.storage.driver.instrumented import InstrumentedDriver
 from entrepot.storage.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -45,9 +46,18 @@ def build_cache(settings: Settings, workers: int) -> BlobDescriptorCacheProvider
     return None
 
 
+def metrics_enabled(settings: Settings) -> bool:
+    """Whether Prometheus metrics are served (`http.debug` with `prometheus`)."""
+    return bool(settings.http.debug.addr) and settings.http.debug.prometheus.enabled
+
+
 def build_registry(settings: Settings, workers: int = 1) -> Registry:
+    driver = build_driver(settings)
+    if metrics_enabled(settings) or settings.log.level == "debug":
+        # Storage calls measured for the metrics, traced at debug level.
+        driver = InstrumentedDriver(driver)
     return Registry(
-        build_driver(settings),
+        driver,
         build_cache(settings, workers),
         delete_enabled=settings.storage.delete.enabled,
     )

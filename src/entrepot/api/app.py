@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from entrepot import metrics
 from entrepot.api import blobs, catalog, manifests, uploads
 from entrepot.api.context import Context
 from entrepot.api.errors import envelope, error_body
@@ -39,28 +40,31 @@ access_log = logging.getLogger(ACCESS_LOGGER)
 API_VERSION: Final = ("Docker-Distribution-API-Version", "registry/2.0")
 # How much of a refused body is read before answering (see Request.drain).
 _DRAIN_LIMIT: Final = 64 << 20
+# Where `_dispatch` leaves the name of the route it matched, for the metrics.
+ROUTE_KEY: Final = "entrepot.route"
 
 Handler = Callable[[Context, Request, str, str], Awaitable[Response]]
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
+    name: str
     pattern: re.Pattern[str]
     methods: Mapping[str, Handler]
 
 
-def _route(suffix: str, methods: Mapping[str, Handler]) -> Route:
-    return Route(re.compile(rf"^/v2/(?P<name>.+?){suffix}$"), methods)
+def _route(name: str, suffix: str, methods: Mapping[str, Handler]) -> Route:
+    return Route(name, re.compile(rf"^/v2/(?P<name>.+?){suffix}$"), methods)
 
 
 # Order matters: `/blobs/uploads/` must win over `/blobs/<digest>`.
 ROUTES: Final = (
-    _route(r"/tags/list", {"GET": catalog.tags_list}),
-    _route(r"/manifests/(?P<ref>[^/]+)", manifests.METHODS),
-    _route(r"/blobs/uploads/?(?P<ref>)", uploads.START_METHODS),
-    _route(r"/blobs/uploads/(?P<ref>[^/]+)", uploads.SESSION_METHODS),
-    _route(r"/blobs/(?P<ref>[^/]+)", blobs.METHODS),
-    _route(r"/referrers/(?P<ref>[^/]+)", {"GET": manifests.referrers}),
+    _route("tags", r"/tags/list", {"GET": catalog.tags_list}),
+    _route("manifest", r"/manifests/(?P<ref>[^/]+)", manifests.METHODS),
+    _route("upload", r"/blobs/uploads/?(?P<ref>)", uploads.START_METHODS),
+    _route("upload", r"/blobs/uploads/(?P<ref>[^/]+)", uploads.SESSION_METHODS),
+    _route("blob", r"/blobs/(?P<ref>[^/]+)", blobs.METHODS),
+    _route("referrers", r"/referrers/(?P<ref>[^/]+)", {"GET": manifests.referrers}),
 )
 
 
@@ -85,6 +89,13 @@ class App:
         finally:
             if self.context.access_log:
                 _log_access(request, scope, status, sent, started)
+            metrics.observe_request(
+                scope.get(ROUTE_KEY, "unknown"),
+                request.method,
+                status,
+                time.perf_counter() - started,
+                sent,
+            )
             request_id.reset(token)
 
     async def _serve(self, scope: Scope, request: Request, send: Send) -> tuple[int, int]:
@@ -113,12 +124,15 @@ class App:
     async def _dispatch(self, request: Request) -> Response:
         path = request.path
         if self.context.read_only and request.method not in ("GET", "HEAD"):
+            request.scope[ROUTE_KEY] = _route_name(path)
             raise ReadOnly("the registry is in read-only mode: writes are refused")
         if path in ("/v2/", "/v2"):
+            request.scope[ROUTE_KEY] = "base"
             if request.method not in ("GET", "HEAD"):
                 return _method_not_allowed(("GET", "HEAD"))
             return _json(200, b"{}")
         if path == "/v2/_catalog":
+            request.scope[ROUTE_KEY] = "catalog"
             if request.method not in ("GET", "HEAD"):
                 return _method_not_allowed(("GET", "HEAD"))
             return await catalog.catalog(self.context, request, "", "")
@@ -126,6 +140,7 @@ class App:
             match = route.pattern.match(path)
             if match is None:
                 continue
+            request.scope[ROUTE_KEY] = route.name
             name = match.group("name")
             validate_name(name)
             handler = route.methods.get(request.method)
@@ -136,6 +151,18 @@ class App:
             ref: str = match.groupdict().get("ref") or ""
             return await handler(self.context, request, name, ref)
         return _json(404, envelope("UNSUPPORTED", f"no route for {path}"))
+
+
+def _route_name(path: str) -> str:
+    """The name of the route `path` is for ("unknown" if none)."""
+    if path in ("/v2/", "/v2"):
+        return "base"
+    if path == "/v2/_catalog":
+        return "catalog"
+    for route in ROUTES:
+        if route.pattern.match(path):
+            return route.name
+    return "unknown"
 
 
 def _log_access(request: Request, scope: Scope, status: int, sent: int, started: float) -> None:

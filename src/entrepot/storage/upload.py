@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
+from entrepot import metrics
 from entrepot.descriptor import OCTET_STREAM, Descriptor
 from entrepot.digest import CANONICAL, Digest
 from entrepot.errors import (
@@ -113,6 +114,7 @@ class UploadWriter:
         self._trusts_stored_state = False
         self._done = False  # no more writes: closed, cancelled or committed
         self._file_open = True
+        metrics.upload_session_opened()
 
     @property
     def id(self) -> str:
@@ -147,6 +149,7 @@ class UploadWriter:
             # Write first: a failed write must leave the hash as it was.
             written = await self._file.write(data)
             hasher.update(data)
+            metrics.count_bytes_pushed(written)
             return written
         hashed, stored = await asyncio.gather(
             asyncio.to_thread(hasher.update, data),
@@ -158,13 +161,14 @@ class UploadWriter:
                 self._hash = None  # re-derived from storage when next needed
                 raise outcome
         assert isinstance(stored, int)
+        metrics.count_bytes_pushed(stored)
         return stored
 
     async def close(self) -> None:
         """Release the session; it stays in storage, resumable anywhere."""
         if self._done:
             return
-        self._done = True
+        self._mark_done()
         try:
             await self._store_hash_state()
         finally:
@@ -173,7 +177,7 @@ class UploadWriter:
 
     async def cancel(self) -> None:
         """Abandon the session and everything it stored (a no-op once committed)."""
-        self._done = True
+        self._mark_done()
         if self._file_open:
             self._file_open = False
             await self._file.cancel()
@@ -187,7 +191,7 @@ class UploadWriter:
         resumed or cancelled), and this writer is closed.
         """
         self._check_open()
-        self._done = True
+        self._mark_done()
         if isinstance(provisional, Digest):
             expected: Descriptor = Descriptor(digest=provisional, size=-1)
         else:
@@ -237,6 +241,11 @@ class UploadWriter:
         await self._driver.move(paths.upload_data(self._name, self._id), dest)
 
     # -- internals ------------------------------------------------------
+
+    def _mark_done(self) -> None:
+        if not self._done:
+            self._done = True
+            metrics.upload_session_closed()
 
     def _check_open(self) -> None:
         if self._done:

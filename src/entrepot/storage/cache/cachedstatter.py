@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from entrepot import metrics
 from entrepot.blobs import BlobDescriptorService, BlobStatter, CacheUnavailable
 from entrepot.descriptor import Descriptor
 from entrepot.digest import Digest
@@ -45,8 +46,10 @@ class CachedBlobStatter:
             log.warning("descriptor cache stat failed for %s", digest, exc_info=True)
         else:
             self.stats.hits += 1
+            metrics.count_cache_hit()
             return descriptor
         self.stats.misses += 1
+        metrics.count_cache_miss()
         descriptor = await self._backend.stat(digest)
         try:
             await self._cache.set(digest, descriptor)
