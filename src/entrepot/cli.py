@@ -224,10 +224,6 @@ def _start_debug_server(settings: Settings) -> tuple[DebugServer | None, str | N
 def _not_honoured(settings: Settings, server: str) -> list[str]:
     """Settings entrepot reads but cannot honour (yet), said out loud."""
     problems = []
-    if settings.http.prefix:
-        problems.append("http.prefix is not supported yet; serving at /v2/")
-    if settings.http.host:
-        problems.append("http.host: Location headers stay relative (clients resolve them)")
     if settings.http.net == "unix":
         problems.append("http.net unix is not supported yet; listening on TCP")
     if server == "uvicorn" and not settings.http.http2.disabled:

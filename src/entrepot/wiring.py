@@ -5,8 +5,10 @@ No global state: each worker process calls `build_app` once."""
 from __future__ import annotations
 
 import logging
+import re
 
 from entrepot.api import App, Context
+from entrepot.api.context import UrlPolicy
 from entrepot.blobs import BlobDescriptorCacheProvider
 from entrepot.config import Settings
 from entrepot.storage.cache.memory import InMemoryBlobDescriptorCache
@@ -70,6 +72,20 @@ def build_context(settings: Settings, workers: int = 1) -> Context:
         read_only=settings.storage.maintenance.readonly.enabled,
         access_log=not settings.log.accesslog.disabled,
         headers={name: ", ".join(values) for name, values in settings.http.headers.items()},
+        prefix=settings.http.prefix,
+        host="" if settings.http.relativeurls else (settings.http.host or ""),
+        url_policy=build_url_policy(settings),
+    )
+
+
+def build_url_policy(settings: Settings) -> UrlPolicy | None:
+    validation = settings.validation
+    if validation.disabled:
+        return None
+    urls = validation.manifests.urls
+    return UrlPolicy(
+        tuple(re.compile(pattern) for pattern in urls.allow),
+        tuple(re.compile(pattern) for pattern in urls.deny),
     )
 
 

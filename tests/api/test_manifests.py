@@ -4,10 +4,16 @@ negotiation and deletion."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import httpx
 import pytest
 
+from entrepot.api import App, Context
+from entrepot.api.context import UrlPolicy
+from entrepot.storage.driver.filesystem import FilesystemDriver
+from entrepot.storage.registry import Registry
 from tests.api.helpers import (
     DOCKER_CONFIG,
     DOCKER_FOREIGN_LAYER,
@@ -23,6 +29,7 @@ from tests.api.helpers import (
     assert_error,
     descriptor,
     dumps,
+    error_of,
     image_manifest,
     index_manifest,
     push_blob,
@@ -115,8 +122,8 @@ async def test_docker_schema2(client: httpx.AsyncClient) -> None:
     await assert_served(client, name, image.digest, image.content, DOCKER_SCHEMA2)
 
 
-async def test_docker_schema2_with_a_foreign_layer(client: httpx.AsyncClient) -> None:
-    # Foreign layers (with urls) are not in the registry; they need not be pushed.
+async def test_a_foreign_layer_is_refused_by_default(client: httpx.AsyncClient) -> None:
+    # Distribution's default: validation on, no `allow` pattern, no URL allowed.
     name = unique_name()
     config = dumps({"os": "windows"})
     await push_blob(client, name, config)
@@ -126,8 +133,53 @@ async def test_docker_schema2_with_a_foreign_layer(client: httpx.AsyncClient) ->
     content = image_manifest(
         descriptor(DOCKER_CONFIG, config), [foreign], media_type=DOCKER_SCHEMA2
     )
-    await push_manifest(client, name, "win", content, DOCKER_SCHEMA2)
-    await assert_served(client, name, "win", content, DOCKER_SCHEMA2)
+    response = await client.put(
+        f"/v2/{name}/manifests/win", content=content, headers={"Content-Type": DOCKER_SCHEMA2}
+    )
+    assert_error(response, 400, "MANIFEST_INVALID")
+    assert "validation.manifests.urls" in error_of(response)["message"]
+
+
+@pytest.mark.parametrize(
+    ("url", "accepted"),
+    [
+        ("https://example.com/layer.tar.gz", True),
+        ("http://mirror.example.com/layer.tar.gz", True),
+        ("https://www.example.com/layer.tar.gz", False),  # denied
+        ("https://elsewhere.org/layer.tar.gz", False),  # not allowed
+        ("ftp://example.com/layer.tar.gz", False),  # not http(s)
+    ],
+)
+async def test_foreign_layers_as_the_url_policy_says(
+    tmp_path: Path, url: str, accepted: bool
+) -> None:
+    # Foreign layers (with urls) are not in the registry; they need not be pushed.
+    policy = UrlPolicy(
+        (re.compile(r"^https?://([^/]+\.)*example\.com/"),),
+        (re.compile(r"^https?://www\.example\.com/"),),
+    )
+    registry = Registry(FilesystemDriver(tmp_path))
+    app = App(Context(registry, url_policy=policy))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://registry"
+    ) as client:
+        name = unique_name()
+        config = dumps({"os": "windows"})
+        await push_blob(client, name, config)
+        foreign = descriptor(DOCKER_FOREIGN_LAYER, b"foreign", urls=[url])
+        content = image_manifest(
+            descriptor(DOCKER_CONFIG, config), [foreign], media_type=DOCKER_SCHEMA2
+        )
+        if accepted:
+            await push_manifest(client, name, "win", content, DOCKER_SCHEMA2)
+            await assert_served(client, name, "win", content, DOCKER_SCHEMA2)
+        else:
+            response = await client.put(
+                f"/v2/{name}/manifests/win",
+                content=content,
+                headers={"Content-Type": DOCKER_SCHEMA2},
+            )
+            assert_error(response, 400, "MANIFEST_INVALID")
 
 
 async def test_docker_schema2_without_media_type_field_is_invalid(

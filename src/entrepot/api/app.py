@@ -122,47 +122,54 @@ class App:
         return response.status, sent
 
     async def _dispatch(self, request: Request) -> Response:
-        path = request.path
+        matched = _match(_local_path(request.path, self.context.prefix))
+        if matched is None:
+            request.scope[ROUTE_KEY] = "unknown"
+            return _json(404, envelope("UNSUPPORTED", f"no route for {request.path}"))
+        route, methods, name, ref = matched
+        request.scope[ROUTE_KEY] = route
         if self.context.read_only and request.method not in ("GET", "HEAD"):
-            request.scope[ROUTE_KEY] = _route_name(path)
             raise ReadOnly("the registry is in read-only mode: writes are refused")
-        if path in ("/v2/", "/v2"):
-            request.scope[ROUTE_KEY] = "base"
-            if request.method not in ("GET", "HEAD"):
-                return _method_not_allowed(("GET", "HEAD"))
-            return _json(200, b"{}")
-        if path == "/v2/_catalog":
-            request.scope[ROUTE_KEY] = "catalog"
-            if request.method not in ("GET", "HEAD"):
-                return _method_not_allowed(("GET", "HEAD"))
-            return await catalog.catalog(self.context, request, "", "")
-        for route in ROUTES:
-            match = route.pattern.match(path)
-            if match is None:
-                continue
-            request.scope[ROUTE_KEY] = route.name
-            name = match.group("name")
+        handler = methods.get(request.method)
+        if handler is None and request.method == "HEAD":
+            handler = methods.get("GET")
+        if handler is None:
+            return _method_not_allowed(tuple(methods))
+        if name:
             validate_name(name)
-            handler = route.methods.get(request.method)
-            if handler is None and request.method == "HEAD":
-                handler = route.methods.get("GET")
-            if handler is None:
-                return _method_not_allowed(tuple(route.methods))
-            ref: str = match.groupdict().get("ref") or ""
-            return await handler(self.context, request, name, ref)
-        return _json(404, envelope("UNSUPPORTED", f"no route for {path}"))
+        return await handler(self.context, request, name, ref)
 
 
-def _route_name(path: str) -> str:
-    """The name of the route `path` is for ("unknown" if none)."""
+async def _base(ctx: Context, request: Request, name: str, ref: str) -> Response:
+    return _json(200, b"{}")
+
+
+_BASE: Final[Mapping[str, Handler]] = {"GET": _base}
+_CATALOG: Final[Mapping[str, Handler]] = {"GET": catalog.catalog}
+
+
+def _local_path(path: str, prefix: str) -> str | None:
+    """`path` without the `http.prefix` the registry is served under."""
+    if not prefix:
+        return path
+    base = prefix.rstrip("/")
+    return path[len(base) :] if path.startswith(f"{base}/") else None
+
+
+def _match(path: str | None) -> tuple[str, Mapping[str, Handler], str, str] | None:
+    """The route `path` is for: its name, methods, repository name and ref."""
+    if path is None:
+        return None
     if path in ("/v2/", "/v2"):
-        return "base"
+        return "base", _BASE, "", ""
     if path == "/v2/_catalog":
-        return "catalog"
+        return "catalog", _CATALOG, "", ""
     for route in ROUTES:
-        if route.pattern.match(path):
-            return route.name
-    return "unknown"
+        match = route.pattern.match(path)
+        if match is not None:
+            ref = match.groupdict().get("ref") or ""
+            return route.name, route.methods, match.group("name"), ref
+    return None
 
 
 def _log_access(request: Request, scope: Scope, status: int, sent: int, started: float) -> None:

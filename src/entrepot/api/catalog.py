@@ -40,7 +40,7 @@ async def tags_list(ctx: Context, request: Request, name: str, ref: str) -> Resp
     headers = {"Content-Type": "application/json"}
     if n is not None:
         if len(tags) > n and n > 0:
-            headers["Link"] = _link(f"/v2/{name}/tags/list", tags[n - 1], n)
+            headers["Link"] = _link(ctx.url(f"/v2/{name}/tags/list"), tags[n - 1], n)
         tags = tags[:n]
     body = json.dumps({"name": name, "tags": tags}).encode()
     return Response(200, headers, body)
@@ -54,5 +54,5 @@ async def catalog(ctx: Context, request: Request, name: str, ref: str) -> Respon
     headers = {"Content-Type": "application/json"}
     if len(names) > n:
         names = names[:n]
-        headers["Link"] = _link("/v2/_catalog", names[-1], n)
+        headers["Link"] = _link(ctx.url("/v2/_catalog"), names[-1], n)
     return Response(200, headers, json.dumps({"repositories": names}).encode())

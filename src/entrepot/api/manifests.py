@@ -24,7 +24,13 @@ from entrepot.errors import (
     ManifestUnknown,
     Unsupported,
 )
-from entrepot.manifest import MANIFEST_MAX_SIZE, OCI_INDEX, OCI_MANIFEST, parse_manifest
+from entrepot.manifest import (
+    MANIFEST_MAX_SIZE,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Manifest,
+    parse_manifest,
+)
 from entrepot.reference import validate_tag
 from entrepot.storage.registry import Repository
 
@@ -76,6 +82,7 @@ async def put_manifest(ctx: Context, request: Request, name: str, ref: str) -> R
     manifest = parse_manifest(content, request.headers.get("content-type"))
     if expected is not None and Digest.of(content, expected.algorithm) != expected:
         raise BlobInvalidDigest(expected, "the manifest does not hash to the digest it was put by")
+    _check_layer_urls(ctx, manifest)
     for blob in manifest.blobs:
         try:
             await repo.blobs.stat(blob.digest)
@@ -95,13 +102,26 @@ async def put_manifest(ctx: Context, request: Request, name: str, ref: str) -> R
     # The spec wants the digest the client put by, when it put by one.
     digest = expected or descriptor.digest
     headers = {
-        "Location": f"/v2/{name}/manifests/{digest}",
+        "Location": ctx.url(f"/v2/{name}/manifests/{digest}"),
         "Docker-Content-Digest": str(digest),
         "Content-Length": "0",
     }
     if manifest.subject is not None:
         headers["OCI-Subject"] = str(manifest.subject.digest)
     return Response(201, headers)
+
+
+def _check_layer_urls(ctx: Context, manifest: Manifest) -> None:
+    """Foreign layers (with `urls`) only as `validation.manifests.urls` allows."""
+    policy = ctx.url_policy
+    if policy is None:
+        return
+    for layer in manifest.layers:
+        for url in layer.urls:
+            if not policy.allows(url):
+                raise ManifestInvalid(
+                    f"layer {layer.digest}: URL {url!r} is not allowed (validation.manifests.urls)"
+                )
 
 
 async def delete_manifest(ctx: Context, request: Request, name: str, ref: str) -> Response:

@@ -32,22 +32,22 @@ WRITE_SIZE: Final = 1 << 20
 _CONTENT_RANGE: Final = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
 
 
-def _session_headers(name: str, writer: UploadWriter) -> dict[str, str]:
+def _session_headers(ctx: Context, name: str, writer: UploadWriter) -> dict[str, str]:
     # Docker expects `Range: 0-<end>` on every 202, and "0-0" for an empty one.
     end = max(writer.size - 1, 0)
     return {
-        "Location": f"/v2/{name}/blobs/uploads/{writer.id}",
+        "Location": ctx.url(f"/v2/{name}/blobs/uploads/{writer.id}"),
         "Range": f"0-{end}",
         "Docker-Upload-UUID": writer.id,
         "Content-Length": "0",
     }
 
 
-def _blob_created(name: str, digest: Digest) -> Response:
+def _blob_created(ctx: Context, name: str, digest: Digest) -> Response:
     return Response(
         201,
         {
-            "Location": f"/v2/{name}/blobs/{digest}",
+            "Location": ctx.url(f"/v2/{name}/blobs/{digest}"),
             "Docker-Content-Digest": str(digest),
             "Content-Length": "0",
         },
@@ -114,14 +114,14 @@ async def start_upload(ctx: Context, request: Request, name: str, ref: str) -> R
         except (BlobUnknown, DigestInvalid, NameInvalid):
             pass  # not mountable: fall back to a plain upload session
         else:
-            return _blob_created(name, descriptor.digest)
+            return _blob_created(ctx, name, descriptor.digest)
     if "digest" in request.query:
         digest = _digest_param(request)
         writer = await repo.blobs.create()
-        return await _finish(name, request, writer, digest)
+        return await _finish(ctx, name, request, writer, digest)
     writer = await repo.blobs.create()
     await writer.close()
-    return Response(202, _session_headers(name, writer))
+    return Response(202, _session_headers(ctx, name, writer))
 
 
 async def patch_upload(ctx: Context, request: Request, name: str, ref: str) -> Response:
@@ -132,7 +132,7 @@ async def patch_upload(ctx: Context, request: Request, name: str, ref: str) -> R
     finally:
         # Also on a disconnect: what arrived stays, with its hash state.
         await writer.close()
-    return Response(202, _session_headers(name, writer))
+    return Response(202, _session_headers(ctx, name, writer))
 
 
 async def put_upload(ctx: Context, request: Request, name: str, ref: str) -> Response:
@@ -143,10 +143,12 @@ async def put_upload(ctx: Context, request: Request, name: str, ref: str) -> Res
     except BaseException:
         await writer.close()
         raise
-    return await _finish(name, request, writer, digest)
+    return await _finish(ctx, name, request, writer, digest)
 
 
-async def _finish(name: str, request: Request, writer: UploadWriter, digest: Digest) -> Response:
+async def _finish(
+    ctx: Context, name: str, request: Request, writer: UploadWriter, digest: Digest
+) -> Response:
     """Write the (last) body and commit under `digest`. A digest or length
     that does not match cancels the session, as Distribution does."""
     try:
@@ -159,13 +161,13 @@ async def _finish(name: str, request: Request, writer: UploadWriter, digest: Dig
     except (BlobInvalidDigest, BlobInvalidLength):
         await writer.cancel()
         raise
-    return _blob_created(name, descriptor.digest)
+    return _blob_created(ctx, name, descriptor.digest)
 
 
 async def upload_status(ctx: Context, request: Request, name: str, ref: str) -> Response:
     writer = await ctx.registry.repository(name).blobs.resume(ref)
     await writer.close()
-    headers = _session_headers(name, writer)
+    headers = _session_headers(ctx, name, writer)
     return Response(204, headers)
 
 
