@@ -62,6 +62,7 @@ def build_registry(settings: Settings, workers: int = 1) -> Registry:
         driver,
         build_cache(settings, workers),
         delete_enabled=settings.storage.delete.enabled,
+        redirect=not settings.storage.redirect.disable,
     )
 
 

@@ -65,10 +65,14 @@ def root(tmp_path: Path) -> Path:
     return tmp_path / "registry"
 
 
-@pytest.fixture(params=["inmemory", "filesystem"])
+@pytest.fixture(params=["inmemory", "filesystem", "s3"])
 def driver(request: pytest.FixtureRequest, root: Path) -> StorageDriver:
     if request.param == "inmemory":
         return InMemoryDriver()
+    if request.param == "s3":
+        from tests.storage.driver.s3_server import new_driver
+
+        return new_driver()
     return FilesystemDriver(root)
 
 
@@ -83,6 +87,10 @@ def reopen(driver: StorageDriver) -> StorageDriver:
     inner = driver.inner if isinstance(driver, CountingDriver) else driver
     if isinstance(inner, FilesystemDriver):
         return FilesystemDriver(inner.root)
+    from entrepot.storage.driver.s3 import S3Driver
+
+    if isinstance(inner, S3Driver):
+        return S3Driver(inner.options)
     return inner
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import signal
 import socket
@@ -138,9 +137,8 @@ class RedisServer:
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     if REDIS_SERVER is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed (Debian package redis-server)")
-        pytest.skip("redis-server is not installed (Debian package redis-server)")
+        # The test command installs it: never pass by skipping.
+        pytest.fail("redis-server is not installed (Debian package redis-server)")
     directory = tmp_path / "redis"
     directory.mkdir()
     server = RedisServer(directory)

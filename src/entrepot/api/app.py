@@ -76,7 +76,7 @@ class App:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await _lifespan(receive, send, self.context.registry.aclose)
             return
         if scope["type"] != "http":
             return
@@ -199,11 +199,15 @@ def _method_not_allowed(allowed: tuple[str, ...]) -> Response:
     return response
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
+async def _lifespan(receive: Receive, send: Send, close: Callable[[], Awaitable[None]]) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            try:
+                await close()  # network clients of the driver and the cache
+            except Exception:
+                log.warning("closing the storage driver or the cache failed", exc_info=True)
             await send({"type": "lifespan.shutdown.complete"})
             return

@@ -115,8 +115,11 @@ class BlobReader:
 class BlobStore:
     """Stat, read and write content by digest, with no access control."""
 
-    def __init__(self, driver: StorageDriver) -> None:
+    def __init__(self, driver: StorageDriver, *, redirect: bool = True) -> None:
         self.driver = driver
+        # `storage.redirect.disable`: serve content ourselves even when the
+        # driver could hand out a URL.
+        self.redirect = redirect
 
     async def stat(self, digest: Digest) -> Descriptor:
         try:
@@ -158,6 +161,8 @@ class BlobStore:
             raise BlobUnknown(digest) from exc
 
     async def redirect_url(self, digest: Digest, method: str = "GET") -> str | None:
+        if not self.redirect:
+            return None
         return await self.driver.redirect_url(paths.blob_data(digest), method)
 
     async def delete(self, digest: Digest) -> None:

@@ -39,14 +39,22 @@ class Registry:
         cache: BlobDescriptorCacheProvider | None = None,
         *,
         delete_enabled: bool = True,
+        redirect: bool = True,
     ) -> None:
         self.driver = driver
-        self.blob_store = BlobStore(driver)
+        self.blob_store = BlobStore(driver, redirect=redirect)
         self.cache = cache
         self.delete_enabled = delete_enabled
         self._global_statter: BlobStatter = (
             CachedBlobStatter(cache, self.blob_store) if cache is not None else self.blob_store
         )
+
+    async def aclose(self) -> None:
+        """Release the network clients of the driver and the cache, if any."""
+        for resource, method in ((self.driver, "aclose"), (self.cache, "close")):
+            close = getattr(resource, method, None)
+            if close is not None:
+                await close()
 
     def repository(self, name: str) -> Repository:
         """The repository `name` (validated; it need not exist yet)."""

@@ -151,16 +151,24 @@ class UploadWriter:
             hasher.update(data)
             metrics.count_bytes_pushed(written)
             return written
+        # Hash a copy, kept only if the write succeeds: a driver write that
+        # fails having stored nothing leaves the hash right as it was, with
+        # no re-hash of the stored data (which an object store cannot read
+        # before commit).
+        size = self._file.size
+        candidate = hasher.copy()
         hashed, stored = await asyncio.gather(
-            asyncio.to_thread(hasher.update, data),
+            asyncio.to_thread(candidate.update, data),
             self._file.write(data),
             return_exceptions=True,
         )
-        for outcome in (hashed, stored):
+        for outcome in (stored, hashed):
             if isinstance(outcome, BaseException):
-                self._hash = None  # re-derived from storage when next needed
+                if self._file.size != size:
+                    self._hash = None  # re-derived from storage when next needed
                 raise outcome
         assert isinstance(stored, int)
+        self._hash = candidate
         metrics.count_bytes_pushed(stored)
         return stored
 

@@ -9,10 +9,11 @@ import pytest
 from entrepot.storage.driver.factory import DEFAULT_ROOT_DIRECTORY, create_driver, driver_names
 from entrepot.storage.driver.filesystem import FilesystemDriver
 from entrepot.storage.driver.inmemory import InMemoryDriver
+from entrepot.storage.driver.s3 import S3Driver
 
 
 def test_known_names() -> None:
-    assert driver_names() == ["filesystem", "inmemory"]
+    assert driver_names() == ["filesystem", "inmemory", "s3"]
 
 
 def test_inmemory() -> None:
@@ -39,6 +40,36 @@ def test_filesystem_default_root() -> None:
 def test_filesystem_bad_root(root: object) -> None:
     with pytest.raises(ValueError, match="rootdirectory"):
         create_driver("filesystem", {"rootdirectory": root})
+
+
+def test_s3() -> None:
+    # Building an S3 driver makes no request: its client comes on first use.
+    driver = create_driver(
+        "s3", {"bucket": "images", "region": "eu-west-3", "chunksize": "6291456"}
+    )
+    assert isinstance(driver, S3Driver)
+    assert driver.name == "s3"
+    assert driver.bucket == "images"
+    assert driver.options.chunk_size == 6 * 1024 * 1024
+
+
+def test_s3_from_the_config_model() -> None:
+    # The config's S3 section, dumped with its defaults (None where unset).
+    from entrepot.config import S3Settings
+
+    settings = S3Settings(region="us-east-1", bucket="images", rootdirectory="/registry")
+    driver = create_driver("s3", settings.model_dump())
+    assert isinstance(driver, S3Driver)
+    assert driver.options.root_directory == "/registry"
+    assert driver.options.object_acl == "private"
+
+
+@pytest.mark.parametrize(
+    "params", [{}, {"bucket": "b"}, {"bucket": "b", "region": "r", "chunksize": 1}]
+)
+def test_s3_bad_parameters(params: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="s3"):
+        create_driver("s3", params)
 
 
 @pytest.mark.parametrize("name", ["s4", "", "Filesystem"])

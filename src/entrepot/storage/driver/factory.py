@@ -39,10 +39,22 @@ def _filesystem(params: Mapping[str, Any]) -> StorageDriver:
     return FilesystemDriver(root)
 
 
+def _s3(params: Mapping[str, Any]) -> StorageDriver:
+    try:
+        from entrepot.storage.driver.s3 import S3Driver
+    except ModuleNotFoundError as err:
+        raise ValueError(
+            f"s3: the driver needs {err.name!r}, which is not installed: "
+            "install entrepot with its s3 extra (pip install 'entrepot[s3]')"
+        ) from err
+    return S3Driver.from_parameters(params)
+
+
 _CONSTRUCTORS: Final[Mapping[str, DriverConstructor]] = MappingProxyType(
     {
         "inmemory": _inmemory,
         "filesystem": _filesystem,
+        "s3": _s3,
     }
 )
 

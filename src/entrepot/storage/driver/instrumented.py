@@ -130,6 +130,12 @@ class InstrumentedDriver:
     def name(self) -> str:
         return self.inner.name
 
+    async def aclose(self) -> None:
+        """Close the inner driver's network client, if it has one."""
+        close = getattr(self.inner, "aclose", None)
+        if close is not None:
+            await close()
+
     async def get_content(self, path: str) -> bytes:
         with self._recorder.call("get_content", path):
             return await self.inner.get_content(path)
