@@ -70,6 +70,19 @@ def check_path(driver: str, path: str) -> str:
     return path
 
 
+def check_file_path(driver: str, path: str) -> str:
+    """`check_path` for operations on a file: the root (the store itself) can
+    be listed and walked, never read, written, moved or deleted."""
+    if check_path(driver, path) == "/":
+        raise InvalidPath(driver, path, "the root is not a file")
+    return path
+
+
+def child_path(parent: str, name: str) -> str:
+    """The path of `name` in directory `parent`."""
+    return f"/{name}" if parent == "/" else f"{parent}/{name}"
+
+
 @dataclass(frozen=True, slots=True)
 class FileInfo:
     """What `stat` knows of a path."""

@@ -38,7 +38,9 @@ from entrepot.storage.driver.base import (
     InvalidPath,
     PathNotFound,
     StorageDriverError,
+    check_file_path,
     check_path,
+    child_path,
 )
 
 NAME: Final = "filesystem"
@@ -57,18 +59,6 @@ def _temp_name() -> str:
 
 def _is_temp(name: str) -> bool:
     return name.startswith(_TEMP_PREFIX) and _TEMP_NAME.fullmatch(name) is not None
-
-
-def _check_file_path(path: str) -> str:
-    # The root is the storage directory itself: it can be listed, never read,
-    # written, moved or deleted.
-    if check_path(NAME, path) == "/":
-        raise InvalidPath(NAME, path, "the root is not a file")
-    return path
-
-
-def _child_path(parent: str, name: str) -> str:
-    return f"/{name}" if parent == "/" else f"{parent}/{name}"
 
 
 def _info(path: str, st: os.stat_result) -> FileInfo:
@@ -122,17 +112,17 @@ class FilesystemDriver:
         return self._root if path == "/" else os.path.join(self._root, path[1:])
 
     async def get_content(self, path: str) -> bytes:
-        full = self._os_path(_check_file_path(path))
+        full = self._os_path(check_file_path(NAME, path))
         with _os_errors(path):
             return await asyncio.to_thread(_read_file, full)
 
     async def put_content(self, path: str, content: bytes) -> None:
-        full = self._os_path(_check_file_path(path))
+        full = self._os_path(check_file_path(NAME, path))
         with _os_errors(path, writing=True):
             await asyncio.to_thread(_replace_file, full, content)
 
     async def reader(self, path: str, offset: int = 0) -> FileReader:
-        full = self._os_path(_check_file_path(path))
+        full = self._os_path(check_file_path(NAME, path))
         if offset < 0:
             raise InvalidOffset(NAME, path, offset)
         with _os_errors(path):
@@ -140,7 +130,7 @@ class FilesystemDriver:
         return _Reader(file)
 
     async def writer(self, path: str, append: bool = False) -> FileWriter:
-        full = self._os_path(_check_file_path(path))
+        full = self._os_path(check_file_path(NAME, path))
         with _os_errors(path, writing=True):
             file, st = await asyncio.to_thread(_open_writer, full, append)
         return _Writer(file, full, st)
@@ -155,7 +145,7 @@ class FilesystemDriver:
         full = self._os_path(check_path(NAME, path))
         with _os_errors(path):
             names = await asyncio.to_thread(_list_names, full, path == "/")
-        return [_child_path(path, name) for name in names]
+        return [child_path(path, name) for name in names]
 
     def walk(self, path: str) -> AsyncIterator[FileInfo]:
         full = self._os_path(check_path(NAME, path))
@@ -180,20 +170,20 @@ class FilesystemDriver:
                 entries.close()
 
     async def move(self, source: str, dest: str) -> None:
-        source_full = self._os_path(_check_file_path(source))
-        dest_full = self._os_path(_check_file_path(dest))
+        source_full = self._os_path(check_file_path(NAME, source))
+        dest_full = self._os_path(check_file_path(NAME, dest))
         if dest.startswith(source + "/"):
             raise InvalidPath(NAME, dest, "destination inside the source")
         with _os_errors(dest, writing=True):
             await asyncio.to_thread(_move, source_full, dest_full, source)
 
     async def delete(self, path: str) -> None:
-        full = self._os_path(_check_file_path(path))
+        full = self._os_path(check_file_path(NAME, path))
         with _os_errors(path):
             await asyncio.to_thread(_delete, full)
 
     async def local_path(self, path: str) -> str | None:
-        full = self._os_path(_check_file_path(path))
+        full = self._os_path(check_file_path(NAME, path))
         with _os_errors(path):
             st = await asyncio.to_thread(os.stat, full)
         if not stat.S_ISREG(st.st_mode):
@@ -201,7 +191,7 @@ class FilesystemDriver:
         return full
 
     async def redirect_url(self, path: str, method: str = "GET") -> str | None:
-        _check_file_path(path)
+        check_file_path(NAME, path)
         return None
 
 
@@ -282,7 +272,7 @@ def _scan(full: str, path: str) -> builtins.list[tuple[FileInfo, str]]:
             st = entry.stat()
         except FileNotFoundError:
             continue  # removed since the scan
-        scanned.append((_info(_child_path(path, entry.name), st), entry.path))
+        scanned.append((_info(child_path(path, entry.name), st), entry.path))
     return scanned
 
 

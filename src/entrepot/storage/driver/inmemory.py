@@ -29,7 +29,9 @@ from entrepot.storage.driver.base import (
     InvalidPath,
     PathNotFound,
     StorageDriverError,
+    check_file_path,
     check_path,
+    child_path,
 )
 
 NAME: Final = "inmemory"
@@ -58,20 +60,8 @@ class _Dir:
     mtime: datetime = field(default_factory=_now)
 
 
-def _check_file_path(path: str) -> str:
-    # The root is a directory that always exists: it can be listed, never
-    # read, written, moved or deleted.
-    if check_path(NAME, path) == "/":
-        raise InvalidPath(NAME, path, "the root is not a file")
-    return path
-
-
 def _segments(path: str) -> builtins.list[str]:
     return [] if path == "/" else path[1:].split("/")
-
-
-def _child_path(parent: str, name: str) -> str:
-    return f"/{name}" if parent == "/" else f"{parent}/{name}"
 
 
 class InMemoryDriver:
@@ -147,22 +137,22 @@ class InMemoryDriver:
 
     async def get_content(self, path: str) -> bytes:
         await _checkpoint()
-        return bytes(self._find_file(_check_file_path(path)).data)
+        return bytes(self._find_file(check_file_path(NAME, path)).data)
 
     async def put_content(self, path: str, content: bytes) -> None:
         await _checkpoint()
-        self._attach(_check_file_path(path), _File(bytearray(content)))
+        self._attach(check_file_path(NAME, path), _File(bytearray(content)))
 
     async def reader(self, path: str, offset: int = 0) -> FileReader:
         await _checkpoint()
-        file = self._find_file(_check_file_path(path))
+        file = self._find_file(check_file_path(NAME, path))
         if offset < 0 or offset > len(file.data):
             raise InvalidOffset(NAME, path, offset)
         return _Reader(file.data, offset)
 
     async def writer(self, path: str, append: bool = False) -> FileWriter:
         await _checkpoint()
-        _check_file_path(path)
+        check_file_path(NAME, path)
         existing = self._find(path)
         if append and isinstance(existing, _File):
             return _Writer(self, path, existing)
@@ -184,7 +174,7 @@ class InMemoryDriver:
         node = self._find(check_path(NAME, path))
         if not isinstance(node, _Dir):
             raise PathNotFound(NAME, path)
-        return [_child_path(path, name) for name in sorted(node.children)]
+        return [child_path(path, name) for name in sorted(node.children)]
 
     def walk(self, path: str) -> AsyncIterator[FileInfo]:
         return self._walk(check_path(NAME, path))
@@ -205,7 +195,7 @@ class InMemoryDriver:
                 parents.pop()
                 continue
             name, node = entry
-            child = _child_path(parents[-1], name)
+            child = child_path(parents[-1], name)
             if isinstance(node, _Dir):
                 yield FileInfo(child, 0, node.mtime, is_dir=True)
                 await _checkpoint()
@@ -216,8 +206,8 @@ class InMemoryDriver:
 
     async def move(self, source: str, dest: str) -> None:
         await _checkpoint()
-        _check_file_path(source)
-        _check_file_path(dest)
+        check_file_path(NAME, source)
+        check_file_path(NAME, dest)
         if dest.startswith(source + "/"):
             raise InvalidPath(NAME, dest, "destination inside the source")
         node = self._find(source)
@@ -236,14 +226,14 @@ class InMemoryDriver:
 
     async def delete(self, path: str) -> None:
         await _checkpoint()
-        self._detach(_check_file_path(path))
+        self._detach(check_file_path(NAME, path))
 
     async def local_path(self, path: str) -> str | None:
-        _check_file_path(path)
+        check_file_path(NAME, path)
         return None
 
     async def redirect_url(self, path: str, method: str = "GET") -> str | None:
-        _check_file_path(path)
+        check_file_path(NAME, path)
         return None
 
     def _remove_file(self, path: str, file: _File) -> None:

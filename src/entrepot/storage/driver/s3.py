@@ -79,7 +79,9 @@ from entrepot.storage.driver.base import (
     InvalidPath,
     PathNotFound,
     StorageDriverError,
+    check_file_path,
     check_path,
+    child_path,
 )
 
 if TYPE_CHECKING:
@@ -341,18 +343,6 @@ def _is_not_found(err: ClientError) -> bool:
 
 def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _check_file_path(path: str) -> str:
-    # The root is the bucket (or the root directory) itself: it can be
-    # listed, never read, written, moved or deleted.
-    if check_path(NAME, path) == "/":
-        raise InvalidPath(NAME, path, "the root is not a file")
-    return path
-
-
-def _child_path(parent: str, name: str) -> str:
-    return f"/{name}" if parent == "/" else f"{parent}/{name}"
 
 
 def _ranges(size: int, piece: int, most: int) -> list[tuple[int, int]]:
@@ -705,7 +695,7 @@ class S3Driver:
     # -- the StorageDriver protocol --
 
     async def get_content(self, path: str) -> bytes:
-        key = self._key(_check_file_path(path))
+        key = self._key(check_file_path(NAME, path))
         try:
             return await self._get_object(key)
         except ClientError as err:
@@ -714,14 +704,14 @@ class S3Driver:
             raise
 
     async def put_content(self, path: str, content: bytes) -> None:
-        key = self._key(_check_file_path(path))
+        key = self._key(check_file_path(NAME, path))
         client = await self._s3()
         await client.put_object(
             Bucket=self.bucket, Key=key, Body=content, ContentType=_CONTENT_TYPE, **self._write_args
         )
 
     async def reader(self, path: str, offset: int = 0) -> FileReader:
-        key = self._key(_check_file_path(path))
+        key = self._key(check_file_path(NAME, path))
         if offset < 0:
             raise InvalidOffset(NAME, path, offset)
         client = await self._s3()
@@ -743,7 +733,7 @@ class S3Driver:
         return _Reader(got["Body"])
 
     async def writer(self, path: str, append: bool = False) -> FileWriter:
-        key = self._key(_check_file_path(path))
+        key = self._key(check_file_path(NAME, path))
         if not append:
             # Started at once, as Distribution does, so that the truncation
             # holds even if nothing is written before `close`, and another
@@ -782,7 +772,7 @@ class S3Driver:
         entries = await self._list_level(self._dir_prefix(path))
         if not entries and path != "/":
             raise PathNotFound(NAME, path)
-        return sorted({_child_path(path, entry.name) for entry in entries})
+        return sorted({child_path(path, entry.name) for entry in entries})
 
     def walk(self, path: str) -> AsyncIterator[FileInfo]:
         check_path(NAME, path)
@@ -809,7 +799,7 @@ class S3Driver:
         ahead: dict[str, builtins.list[_Entry]],
     ) -> AsyncIterator[FileInfo]:
         for entry in entries:
-            child = _child_path(path, entry.name)
+            child = child_path(path, entry.name)
             if not entry.is_dir:
                 yield FileInfo(child, entry.size, entry.mtime, is_dir=False)
                 continue
@@ -845,8 +835,8 @@ class S3Driver:
         return _EPOCH
 
     async def move(self, source: str, dest: str) -> None:
-        source_key = self._key(_check_file_path(source))
-        dest_key = self._key(_check_file_path(dest))
+        source_key = self._key(check_file_path(NAME, source))
+        dest_key = self._key(check_file_path(NAME, dest))
         if dest.startswith(source + "/"):
             raise InvalidPath(NAME, dest, "destination inside the source")
         head = await self._head(source_key)
@@ -884,7 +874,7 @@ class S3Driver:
             raise
 
     async def delete(self, path: str) -> None:
-        key = self._key(_check_file_path(path))
+        key = self._key(check_file_path(NAME, path))
         client = await self._s3()
 
         async def delete_file() -> bool:
@@ -922,11 +912,11 @@ class S3Driver:
             raise PathNotFound(NAME, path)
 
     async def local_path(self, path: str) -> str | None:
-        _check_file_path(path)
+        check_file_path(NAME, path)
         return None
 
     async def redirect_url(self, path: str, method: str = "GET") -> str | None:
-        key = self._key(_check_file_path(path))
+        key = self._key(check_file_path(NAME, path))
         operation = {"GET": "get_object", "HEAD": "head_object"}.get(method.upper())
         if operation is None:
             return None
