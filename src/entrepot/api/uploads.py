@@ -65,15 +65,16 @@ async def _write_body(request: Request, writer: UploadWriter) -> int:
                 continue
             pending += chunk
             if len(pending) >= WRITE_SIZE:
-                written += await writer.write(bytes(pending))
-                pending.clear()
+                # Hand the buffer over as a view (no copy); start a new one.
+                full, pending = pending, bytearray()
+                written += await writer.write(memoryview(full))
     except ClientDisconnected:
         # Keep every byte that arrived: the session resumes from there.
         if pending:
-            await writer.write(bytes(pending))
+            await writer.write(memoryview(pending))
         raise
     if pending:
-        written += await writer.write(bytes(pending))
+        written += await writer.write(memoryview(pending))
     return written
 
 
