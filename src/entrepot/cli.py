@@ -324,8 +324,12 @@ def _start_upload_purging(settings: Settings) -> None:
     if not purging.enabled or settings.storage.maintenance.readonly.enabled:
         return
 
+    # Built here, in the main thread: granian forks its workers while the
+    # purge thread runs, and a fork during the thread's import of a driver
+    # module would leave that module's import lock held for ever in a worker.
+    driver = build_driver(settings)
+
     async def loop() -> None:
-        driver = build_driver(settings)
         await asyncio.sleep(random.uniform(0, _PURGE_JITTER.total_seconds()))
         while True:
             try:

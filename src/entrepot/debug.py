@@ -82,7 +82,7 @@ class StorageHealthCheck:
 
     def __init__(self, driver: StorageDriver, threshold: int = 1, timeout: float = 5.0) -> None:
         self.name = f"storagedriver_{driver.name}"
-        self._driver = driver
+        self.driver = driver
         self.threshold = max(threshold, 1)
         self.timeout = timeout
         self.failures = 0  # consecutive, capped at the threshold
@@ -91,7 +91,7 @@ class StorageHealthCheck:
     async def probe(self) -> str | None:
         """Ask the driver once: None when it answered, else what went wrong."""
         try:
-            await asyncio.wait_for(self._driver.stat("/"), self.timeout)
+            await asyncio.wait_for(self.driver.stat("/"), self.timeout)
         except PathNotFound:
             return None  # the backend answered; the root is just not there yet
         except TimeoutError:
@@ -219,6 +219,11 @@ class DebugServer:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await server.wait_closed()
+            # The driver's network client (S3) lives on this thread's loop.
+            close = getattr(self.health.driver, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
 
     async def _poll(self) -> None:
         while True:
