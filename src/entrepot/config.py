@@ -344,6 +344,11 @@ class AzureSettings(_Section):
     container: str = Field(min_length=1)
     accountkey: str | None = None
     credentials: AzureCredentials | None = None
+    # Distribution 3's keys: the account's blob endpoint (by default
+    # https://<accountname>.blob.<realm>; an Azurite server is another), and
+    # a connection string, as Azure's tools print it, in place of the key.
+    serviceurl: str | None = None
+    connectionstring: str | None = None
     rootdirectory: str = ""
     realm: str = "core.windows.net"
     max_retries: StrictInt = Field(default=5, ge=-1)
@@ -351,8 +356,8 @@ class AzureSettings(_Section):
 
     @model_validator(mode="after")
     def _authenticated(self) -> Self:
-        if self.accountkey is None and self.credentials is None:
-            raise ValueError("give accountkey or credentials")
+        if self.accountkey is None and self.credentials is None and self.connectionstring is None:
+            raise ValueError("give accountkey, credentials or connectionstring")
         return self
 
 
@@ -1383,6 +1388,7 @@ _SECRETS: Final = frozenset(
         ("storage", "s3", "accesskey"),
         ("storage", "s3", "secretkey"),
         ("storage", "azure", "accountkey"),
+        ("storage", "azure", "connectionstring"),
         ("storage", "azure", "credentials", "secret"),
         ("redis", "password"),
     }

@@ -23,6 +23,13 @@ def _s3(tmp_path: Path) -> StorageDriver:
     return new_driver()
 
 
+def _azure(tmp_path: Path) -> StorageDriver:
+    # A container of its own on the test process's Azurite (azurite_server.py).
+    from tests.storage.driver.azurite_server import new_driver
+
+    return new_driver()
+
+
 DRIVERS: dict[str, Callable[[Path], StorageDriver]] = {
     "inmemory": lambda tmp_path: create_driver("inmemory", {}),
     # The root does not exist yet: the driver creates it when first needed.
@@ -30,6 +37,7 @@ DRIVERS: dict[str, Callable[[Path], StorageDriver]] = {
         "filesystem", {"rootdirectory": str(tmp_path / "registry")}
     ),
     "s3": _s3,
+    "azure": _azure,
 }
 
 
@@ -48,12 +56,20 @@ class Traits:
     local_files: bool = False
     # `redirect_url` gives a URL the client can fetch the content from.
     redirects: bool = False
+    # Characters a valid path may have that the store cannot keep in a name:
+    # paths with them are refused (`InvalidPath`). Azure turns `\` into `/`,
+    # and its listings (XML) cannot carry U+FFFE and U+FFFF.
+    unstorable_characters: str = ""
 
 
 TRAITS: dict[str, Traits] = {
     "inmemory": Traits(),
     "filesystem": Traits(local_files=True),
     "s3": Traits(reads_unfinished_writes=False, exclusive_files_and_dirs=False, redirects=True),
+    # Append blobs are readable as they grow: a closed writer's bytes are there.
+    "azure": Traits(
+        exclusive_files_and_dirs=False, redirects=True, unstorable_characters="\\\ufffe\uffff"
+    ),
 }
 
 
@@ -62,7 +78,7 @@ def traits(driver: StorageDriver) -> Traits:
 
 
 async def close_driver(driver: StorageDriver) -> None:
-    """Release a driver's connections, for drivers that hold some (S3)."""
+    """Release a driver's connections, for drivers that hold some (S3, Azure)."""
     aclose = getattr(driver, "aclose", None)
     if aclose is not None:
         await aclose()

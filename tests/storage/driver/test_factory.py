@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from entrepot.storage.driver.azure import AzureDriver
 from entrepot.storage.driver.factory import DEFAULT_ROOT_DIRECTORY, create_driver, driver_names
 from entrepot.storage.driver.filesystem import FilesystemDriver
 from entrepot.storage.driver.inmemory import InMemoryDriver
@@ -13,7 +14,7 @@ from entrepot.storage.driver.s3 import S3Driver
 
 
 def test_known_names() -> None:
-    assert driver_names() == ["filesystem", "inmemory", "s3"]
+    assert driver_names() == ["azure", "filesystem", "inmemory", "s3"]
 
 
 def test_inmemory() -> None:
@@ -70,6 +71,24 @@ def test_s3_from_the_config_model() -> None:
 def test_s3_bad_parameters(params: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="s3"):
         create_driver("s3", params)
+
+
+def test_azure() -> None:
+    # Building an Azure driver makes no request: its client comes on first use.
+    driver = create_driver(
+        "azure", {"accountname": "acct", "accountkey": "a2V5", "container": "images"}
+    )
+    assert isinstance(driver, AzureDriver)
+    assert driver.name == "azure"
+    assert driver.options.service_url == "https://acct.blob.core.windows.net"
+
+
+@pytest.mark.parametrize(
+    "params", [{}, {"accountname": "a"}, {"accountname": "a", "container": "c"}]
+)
+def test_azure_bad_parameters(params: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="azure"):
+        create_driver("azure", params)
 
 
 @pytest.mark.parametrize("name", ["s4", "", "Filesystem"])

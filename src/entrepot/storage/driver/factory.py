@@ -50,11 +50,23 @@ def _s3(params: Mapping[str, Any]) -> StorageDriver:
     return S3Driver.from_parameters(params)
 
 
+def _azure(params: Mapping[str, Any]) -> StorageDriver:
+    try:
+        from entrepot.storage.driver.azure import AzureDriver
+    except ModuleNotFoundError as err:
+        raise ValueError(
+            f"azure: the driver needs {err.name!r}, which is not installed: "
+            "install entrepot with its azure extra (pip install 'entrepot[azure]')"
+        ) from err
+    return AzureDriver.from_parameters(params)
+
+
 _CONSTRUCTORS: Final[Mapping[str, DriverConstructor]] = MappingProxyType(
     {
         "inmemory": _inmemory,
         "filesystem": _filesystem,
         "s3": _s3,
+        "azure": _azure,
     }
 )
 
