@@ -60,7 +60,6 @@ def s3_config(path: Path, port: int, bucket: str, **storage: Any) -> Path:
         "storage": {
             "s3": s3_server.driver_parameters(bucket),
             "delete": {"enabled": True},
-            "maintenance": {"uploadpurging": {"enabled": False}},
             **storage,
         },
         "http": {"addr": f"127.0.0.1:{port}"},
@@ -418,15 +417,13 @@ STARTS_WITHIN: Final = 10.0  # a start on S3 takes about a second here
 
 
 def test_serve_on_s3_with_the_default_upload_purging_comes_up(tmp_path: Path) -> None:
-    """The default configuration purges uploads. On S3 the purge thread
-    imports the driver (aiobotocore) while granian forks its workers: a
-    worker forked during that import inherits the import lock and hangs
-    for ever, so the instance never answers (nor stops on SIGTERM)."""
+    """The default configuration purges uploads. Had the purge thread
+    imported the driver (aiobotocore) while granian forks its workers, a
+    worker forked during that import would inherit the import lock and hang
+    for ever, the instance never answering (nor stopping on SIGTERM)."""
     port = free_port()
     config = s3_config(tmp_path / "config.yml", port, s3_server.new_bucket())
-    text = yaml.safe_load(config.read_text())
-    del text["storage"]["maintenance"]  # the default: purging on
-    config.write_text(yaml.safe_dump(text))
+    assert "maintenance" not in yaml.safe_load(config.read_text())["storage"]  # purging on
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(

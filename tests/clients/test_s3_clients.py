@@ -56,10 +56,6 @@ def s3_entrepot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "storage": {
             "s3": s3_server.driver_parameters(s3_server.new_bucket()),
             "delete": {"enabled": True},
-            # With purging on, entrepot serve on S3 hangs at start: see
-            # test_serve_on_s3_with_the_default_upload_purging_comes_up in
-            # tests/api/test_api_on_s3.py.
-            "maintenance": {"uploadpurging": {"enabled": False}},
         },
         "http": {"addr": f"127.0.0.1:{port}"},
     }
