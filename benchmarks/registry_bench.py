@@ -5,7 +5,9 @@ Starts entrepot (`python -m entrepot.cli serve config.yml --root DIR --addr
 (`/usr/bin/docker-registry serve config.yml`) on loopback ports, each on a
 fresh filesystem root, from the same config.yml but for the root and port
 (filesystem driver, in-memory blob descriptor cache, deletes on, log level
-error, no access log), and measures both in the same run, alternating
+error, no access log) -- or, with `--storage s3`, each on its own bucket of
+one moto S3 server (redirects on: pulls follow the presigned URLs) -- and
+measures both in the same run, alternating
 (entrepot first in odd rounds, the reference first in even ones), several
 rounds each; a figure is the median of its rounds (the best is shown too):
 
@@ -109,6 +111,14 @@ SAMPLE_INTERVAL: Final = 0.05
 START_TIMEOUT: Final = 30.0
 CLIENT_TIMEOUT: Final = 900.0
 RESULT_MARK: Final = "REGISTRY-BENCH-RESULT"
+REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+# The S3 server (moto) and the credentials both registries give it; moto accepts any.
+S3_ACCESS_KEY: Final = "testing"
+S3_SECRET_KEY: Final = "testing"
+S3_REGION: Final = "us-east-1"
+MOTO_START_TIMEOUT: Final = 30.0
+S3_CATALOG_CONNECTIONS: Final = 1
+S3_CATALOG_MIN_DURATION: Final = 5
 # Above this mean share of a core used by the rest of the machine, say the run was noisy.
 NOISY_OTHER_PERCENT: Final = 30.0
 REGISTRIES: Final = ("entrepot", "reference")
@@ -132,12 +142,27 @@ class Settings:
     small_blobs: int
     catalog_repos: int
     tags: int
+    s3: bool = False
 
     @staticmethod
-    def make(short: bool, rounds: int | None, duration: int | None) -> Settings:
+    def make(short: bool, rounds: int | None, duration: int | None, s3: bool = False) -> Settings:
         if short:
-            return Settings(True, rounds or 1, duration or 1, 16 * MiB, 32 * MiB, 100, 100, 10)
-        return Settings(False, rounds or 3, duration or 5, 256 * MiB, 1024 * MiB, 500, 1000, 50)
+            return Settings(True, rounds or 1, duration or 1, 16 * MiB, 32 * MiB, 100, 100, 10, s3)
+        return Settings(False, rounds or 3, duration or 5, 256 * MiB, 1024 * MiB, 500, 1000, 50, s3)
+
+    def connections(self, key: str) -> int:
+        """Connections of a request-rate load. On S3 a catalog request lists
+        the whole bucket, which moto (one Python process) takes ~0.4 s to do
+        for 100 repositories (~4 s for 1,000): 64 at once would not finish one
+        in the load's duration, so the catalog runs on S3_CATALOG_CONNECTIONS,
+        for longer."""
+        return S3_CATALOG_CONNECTIONS if self.s3 and key == "catalog" else LOAD_CONNECTIONS
+
+    def load_duration(self, key: str) -> int:
+        if self.s3 and key == "catalog":
+            # a few whole-bucket listings: ~0.4 s each for 100 repositories, ~4 s for 1,000
+            return max(self.duration, S3_CATALOG_MIN_DURATION if self.short else 20)
+        return self.duration
 
 
 def human(size: int) -> str:
@@ -181,7 +206,8 @@ def figures(s: Settings) -> list[Figure]:
         elif key == "tags_list":
             label = f"tags list ({s.tags} tags)"
         rows.append(Figure(key, f"{label} [{tool}]", "req/s", True, tool))
-        rows.append(Figure(f"{key}_p99", f"  p99 latency at {LOAD_CONNECTIONS} conns", "ms", False))
+        conns = s.connections(key)
+        rows.append(Figure(f"{key}_p99", f"  p99 latency at {conns} conns", "ms", False))
     for key, label in MEMORY:
         rows.append(Figure(f"rss_{key}", f"peak RSS, {label.format(b=b)}", "MiB", False))
         rows.append(Figure(f"rss_{key}_growth", "  growth over idle", "MiB", False))
@@ -293,13 +319,34 @@ class Conn:
             self.close()
         return Response(status, response_headers, bytes(collected))
 
-    def get_hashed(self, target: str) -> tuple[int, str]:
+    def get_hashed(self, target: str, redirects: int = 3) -> tuple[int, str, bool]:
         """GET a blob and SHA-256 it as it arrives: one thread receives into
         a ring of buffers while another hashes the full ones (hashlib lets go
-        of the GIL), so the client's hashing overlaps its receiving."""
+        of the GIL), so the client's hashing overlaps its receiving. Follows
+        redirects (plain HTTP); says whether it was redirected."""
         sock = self._socket()
         sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n\r\n".encode())
         status, headers = self._read_head()
+        if status in REDIRECTS:
+            # A presigned storage URL (S3): drain this response, then fetch
+            # from where it points, on a connection of its own.
+            self._read_body(headers, lambda _: None)
+            if headers.get("connection", "").lower() == "close":
+                self.close()
+            location = urlsplit(headers.get("location", ""))
+            if redirects <= 0 or not location.path:
+                raise HTTPFailure(f"GET {target}: {status} without a usable Location: {headers}")
+            path = location.path + (f"?{location.query}" if location.query else "")
+            host = location.hostname or self.host
+            port = location.port or (self.port if not location.hostname else 80)
+            if location.scheme not in ("", "http"):
+                raise HTTPFailure(f"GET {target}: cannot follow a redirect to {location.scheme}")
+            other = Conn(host, port, self.timeout)
+            try:
+                received, digest, _ = other.get_hashed(path, redirects - 1)
+            finally:
+                other.close()
+            return received, digest, True
         if status != 200 or "content-length" not in headers:
             raise HTTPFailure(f"GET {target}: {status} {headers}")
         remaining = int(headers["content-length"])
@@ -335,7 +382,7 @@ class Conn:
         finally:
             full.put(None)
             hashing.join()
-        return received, "sha256:" + hasher.hexdigest()
+        return received, "sha256:" + hasher.hexdigest(), False
 
     def _fill(self) -> None:
         assert self.sock is not None
@@ -572,12 +619,13 @@ def job_pull(args: dict[str, Any], barrier: Any) -> dict[str, Any]:
     try:
         conn._socket()
         with _timed(barrier, out):
-            received, digest = conn.get_hashed(target)
+            received, digest, redirected = conn.get_hashed(target)
     finally:
         conn.close()
     if digest != args["digest"] or received != args["size"]:
         raise HTTPFailure(f"pulled {received} bytes with {digest}, expected {args['digest']}")
     out["bytes"] = received
+    out["redirected"] = redirected
     return out
 
 
@@ -722,11 +770,13 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_wrk(url: str, accept: str | None, duration: int, scratch: Path) -> LoadResult:
+def run_wrk(
+    url: str, accept: str | None, duration: int, scratch: Path, connections: int = LOAD_CONNECTIONS
+) -> LoadResult:
     script = scratch / "wrk-get.lua"
     headers = f'wrk.headers["Accept"] = "{accept}"' if accept else ""
     script.write_text(WRK_SCRIPT.format(headers=headers, mark=RESULT_MARK))
-    argv = ["wrk", f"-t{WRK_THREADS}", f"-c{LOAD_CONNECTIONS}", f"-d{duration}s"]
+    argv = ["wrk", f"-t{min(WRK_THREADS, connections)}", f"-c{connections}", f"-d{duration}s"]
     argv += ["--timeout", "10s", "-s", str(script), url]
     cpu0, busy0 = _children_cpu(), machine_busy()
     done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60, check=False)
@@ -778,8 +828,129 @@ def free_port() -> int:
         return port
 
 
-def reference_config(root: Path, port: int) -> str:
+class MotoS3:
+    """A local S3 server (moto's, `python -m moto.server`) on a free loopback
+    port: one for the run, one bucket per registry."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self._client: Any = None
+        self._buckets = 0
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
+        }
+        argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + MOTO_START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"the moto server exited ({self.process.returncode}):\n"
+                    + self.log_path.read_text(errors="replace")[-3000:]
+                )
+            conn = Conn("127.0.0.1", self.port, timeout=2.0)
+            try:
+                if conn.request("GET", "/moto-api/").status == 200:
+                    return
+            except (OSError, HTTPFailure):
+                pass
+            finally:
+                conn.close()
+            time.sleep(0.1)
+        raise RuntimeError(f"the moto server did not answer in {MOTO_START_TIMEOUT} s")
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+            try:
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                process.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    def cpu(self) -> float:
+        """CPU seconds the moto server has used."""
+        return cpu_seconds(process_tree(self.process.pid)) if self.process is not None else 0.0
+
+    def client(self) -> Any:
+        if self._client is None:
+            try:
+                import botocore.session
+                from botocore.config import Config
+            except ImportError:
+                raise SystemExit(
+                    "--storage s3 needs botocore: run with the project's .venv"
+                ) from None
+            self._client = botocore.session.get_session().create_client(
+                "s3",
+                endpoint_url=self.endpoint,
+                region_name=S3_REGION,
+                aws_access_key_id=S3_ACCESS_KEY,
+                aws_secret_access_key=S3_SECRET_KEY,
+                config=Config(
+                    request_checksum_calculation="when_required",
+                    response_checksum_validation="when_required",
+                ),
+            )
+        return self._client
+
+    def new_bucket(self, name: str) -> str:
+        self._buckets += 1
+        bucket = f"bench-{name}-{self._buckets}"
+        self.client().create_bucket(Bucket=bucket)
+        return bucket
+
+    def remove_prefix(self, bucket: str, prefix: str) -> None:
+        client = self.client()
+        listed = client.list_objects_v2(Bucket=bucket, Prefix=prefix)
+        keys = [{"Key": item["Key"]} for item in listed.get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+
+
+def storage_section(root: Path, s3: MotoS3 | None, bucket: str | None) -> str:
     # A JSON string is a valid YAML scalar: safe quoting for any path.
+    if s3 is None:
+        return f"""\
+  filesystem:
+    rootdirectory: {json.dumps(str(root))}
+"""
+    return f"""\
+  s3:
+    region: {S3_REGION}
+    regionendpoint: {s3.endpoint}
+    forcepathstyle: true
+    bucket: {bucket}
+    accesskey: {S3_ACCESS_KEY}
+    secretkey: {S3_SECRET_KEY}
+    secure: false
+    v4auth: true
+    rootdirectory: /
+"""
+
+
+def reference_config(storage: str, port: int) -> str:
     return f"""\
 version: 0.1
 log:
@@ -787,8 +958,7 @@ log:
   accesslog:
     disabled: true
 storage:
-  filesystem:
-    rootdirectory: {json.dumps(str(root))}
+{storage.rstrip()}
   cache:
     blobdescriptor: inmemory
   delete:
@@ -851,8 +1021,18 @@ def cpu_seconds(pids: Sequence[int]) -> float:
 class Server:
     """A registry process (and its children) on a loopback port."""
 
-    def __init__(self, name: str, argv: list[str], root: Path, log: Path, port: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        root: Path,
+        log: Path,
+        port: int,
+        s3: MotoS3 | None = None,
+        bucket: str | None = None,
+    ) -> None:
         self.name, self.argv, self.root, self.log, self.port = name, argv, root, log, port
+        self.s3, self.bucket = s3, bucket
         self.host = "127.0.0.1"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -862,6 +1042,12 @@ class Server:
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        if self.s3 is not None:
+            # Distribution 2.8's S3 session panics when AWS_CA_BUNDLE is set
+            # ("HTTPClient's transport unsupported type"); moto is plain HTTP
+            # anyway, so neither registry gets it.
+            env.pop("AWS_CA_BUNDLE", None)
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 self.argv,
@@ -869,6 +1055,7 @@ class Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env=env,
             )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -927,8 +1114,11 @@ class Server:
         that the disk use stays bounded and no writeback runs during later
         figures. Digests are unique, so no cache can be asked about it."""
         hex_ = digest.split(":", 1)[1]
-        blob = self.root / "docker/registry/v2/blobs/sha256" / hex_[:2] / hex_
-        shutil.rmtree(blob, ignore_errors=True)
+        blob = f"docker/registry/v2/blobs/sha256/{hex_[:2]}/{hex_}"
+        if self.s3 is not None and self.bucket is not None:
+            self.s3.remove_prefix(self.bucket, blob + "/")
+            return
+        shutil.rmtree(self.root / blob, ignore_errors=True)
 
 
 @dataclass(slots=True)
@@ -1106,7 +1296,14 @@ class Bench:
         }
         run = run_clients("pull", [args] * streams)
         total = sum(r["bytes"] for r in run.results)
-        return PhaseResult({key: total / run.wall / 1e6}, run.wall, run.cpu, run.busy)
+        redirected = sum(bool(r.get("redirected")) for r in run.results)
+        return PhaseResult(
+            {key: total / run.wall / 1e6},
+            run.wall,
+            run.cpu,
+            run.busy,
+            extra={"redirected_streams": redirected},
+        )
 
     def small_blobs(self, server: Server) -> PhaseResult:
         args = {
@@ -1121,7 +1318,7 @@ class Bench:
 
     def load(self, server: Server, key: str) -> PhaseResult:
         digest = self.fixtures[server.name].manifest_digest
-        duration = self.settings.duration
+        duration = self.settings.load_duration(key)
         paths = {
             "manifest_head_tag": (f"/v2/{IMAGE_REPO}/manifests/latest", OCI_MANIFEST, "hey"),
             "manifest_get_tag": (f"/v2/{IMAGE_REPO}/manifests/latest", OCI_MANIFEST, "wrk"),
@@ -1135,7 +1332,7 @@ class Bench:
         if tool == "hey":
             result = run_hey(url, accept, duration)
         else:
-            result = run_wrk(url, accept, duration, self.scratch)
+            result = run_wrk(url, accept, duration, self.scratch, self.settings.connections(key))
         if result.requests == 0 or result.errors > result.requests // 100:
             raise RuntimeError(
                 f"{tool} on {server.name} {path}: {result.errors} errors "
@@ -1263,6 +1460,7 @@ def render_cpu_table(phases: list[dict[str, Any]], labels: dict[str, str]) -> st
 def other_cpu(phase: dict[str, Any]) -> float:
     """CPU seconds the rest of the machine used during a phase (never below 0)."""
     own = float(phase["client_cpu_s"]) + float(phase["server_cpu_s"])
+    own += float(phase.get("s3_server_cpu_s", 0.0))  # moto's, on S3: part of the setup
     return max(0.0, float(phase["machine_busy_s"]) - own)
 
 
@@ -1325,6 +1523,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--workdir", type=Path, default=None, help="parent of the scratch directory (/var/tmp)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument(
+        "--storage",
+        choices=("filesystem", "s3"),
+        default="filesystem",
+        help="storage driver of both registries: filesystem, or s3 on a local moto server",
+    )
     args = parser.parse_args(argv)
     if (args.rounds is not None and args.rounds <= 0) or (
         args.duration is not None and args.duration <= 0
@@ -1363,39 +1567,80 @@ def needed_disk(s: Settings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     check_tools()
-    s = Settings.make(args.short, args.rounds, args.duration)
+    s = Settings.make(args.short, args.rounds, args.duration, args.storage == "s3")
     parent = (args.workdir or default_parent()).resolve()
     parent.mkdir(parents=True, exist_ok=True)
     if shutil.disk_usage(parent).free < needed_disk(s):
         raise SystemExit(f"{parent} has less than the {needed_disk(s) >> 20} MiB this needs")
     scratch = Path(tempfile.mkdtemp(prefix="entrepot-registry-bench-", dir=parent))
     servers: dict[str, Server] = {}
+    s3 = MotoS3(scratch / "moto.log") if args.storage == "s3" else None
     try:
-        return run(args, s, scratch, servers)
+        if s3 is not None:
+            log(f"starting the moto S3 server on {s3.endpoint}")
+            s3.start()
+        return run(args, s, scratch, servers, s3)
     finally:
         for server in servers.values():
             server.stop()
+        if s3 is not None:
+            s3.stop()
         if args.keep:
             print(f"scratch kept in {scratch}", file=sys.stderr)
         else:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
+def storage_header(storage: str, s3: MotoS3 | None, phase_log: list[dict[str, Any]]) -> list[str]:
+    if s3 is None:
+        return [
+            "  CONFIG     the same for both but root and port: filesystem, in-memory blob "
+            "descriptor cache, deletes on, log level error, no access log",
+        ]
+    redirected = sum(p.get("redirected_streams", 0) for p in phase_log)
+    streams = sum(
+        1 if p["phase"] == "pull_1" else PARALLEL_PULLS
+        for p in phase_log
+        if p["phase"] in ("pull_1", "pull_8")
+    )
+    return [
+        "  CONFIG     the same for both but bucket and port: in-memory blob descriptor cache, "
+        "deletes on, log level error, no access log",
+        f"  STORAGE    S3 (moto): one local moto server ({s3.endpoint}), a fresh bucket per "
+        "registry; s3 region us-east-1, forcepathstyle, secure false, v4auth, rootdirectory /",
+        "             redirects on for both: blob GETs answer 307 to a presigned moto URL, "
+        f"which the pull client follows ({redirected} of {streams} pull streams were "
+        "redirected)",
+        "             moto is not a registry process: not in the RSS and server CPU figures, "
+        "nor in 'other' (but it uses the cores 'idle' leaves)",
+    ]
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def run(args: argparse.Namespace, s: Settings, scratch: Path, servers: dict[str, Server]) -> int:
+def run(
+    args: argparse.Namespace,
+    s: Settings,
+    scratch: Path,
+    servers: dict[str, Server],
+    s3: MotoS3 | None = None,
+) -> int:
     started = time.monotonic()
     entrepot_port, reference_port = free_port(), free_port()
     # One configuration for both (entrepot reads Distribution's config.yml):
-    # in-memory descriptor cache, deletes on, errors-only log, no access log.
-    configs = {}
+    # in-memory descriptor cache, deletes on, errors-only log, no access log;
+    # on S3, a fresh bucket each.
+    configs, buckets = {}, {}
     for name, port in (("entrepot", entrepot_port), ("reference", reference_port)):
+        buckets[name] = s3.new_bucket(name) if s3 is not None else None
+        storage = storage_section(scratch / f"{name}-root", s3, buckets[name])
         configs[name] = scratch / f"{name}-config.yml"
-        configs[name].write_text(reference_config(scratch / f"{name}-root", port))
+        configs[name].write_text(reference_config(storage, port))
     entrepot_argv = [sys.executable, "-m", "entrepot.cli", "serve", str(configs["entrepot"])]
-    entrepot_argv += ["--root", str(scratch / "entrepot-root")]
+    if s3 is None:
+        entrepot_argv += ["--root", str(scratch / "entrepot-root")]
     entrepot_argv += ["--addr", f"127.0.0.1:{entrepot_port}", *shlex.split(args.entrepot_args)]
     servers["entrepot"] = Server(
         "entrepot",
@@ -1403,6 +1648,8 @@ def run(args: argparse.Namespace, s: Settings, scratch: Path, servers: dict[str,
         scratch / "entrepot-root",
         scratch / "entrepot.log",
         entrepot_port,
+        s3,
+        buckets["entrepot"],
     )
     servers["reference"] = Server(
         "reference",
@@ -1410,6 +1657,8 @@ def run(args: argparse.Namespace, s: Settings, scratch: Path, servers: dict[str,
         scratch / "reference-root",
         scratch / "reference.log",
         reference_port,
+        s3,
+        buckets["reference"],
     )
     log(f"generating {human(s.blob_b)} of random data in {scratch}")
     data = DataFile(scratch / "data", (s.blob_a, s.blob_b))
@@ -1431,6 +1680,7 @@ def run(args: argparse.Namespace, s: Settings, scratch: Path, servers: dict[str,
         for key, phase in phases:
             for name in order:
                 server = servers[name]
+                moto_cpu0 = s3.cpu() if s3 is not None else 0.0
                 try:
                     with monitor(server) as window:
                         result = phase(server)
@@ -1452,6 +1702,7 @@ def run(args: argparse.Namespace, s: Settings, scratch: Path, servers: dict[str,
                         "client_cpu_s": result.client_cpu,
                         "server_cpu_s": window.cpu,
                         "machine_busy_s": result.machine_busy,
+                        "s3_server_cpu_s": (s3.cpu() - moto_cpu0) if s3 is not None else 0.0,
                         "rss_idle_mib": window.idle / MiB,
                         "rss_peak_mib": window.peak / MiB,
                         "values": result.values,
@@ -1477,11 +1728,10 @@ def run(args: argparse.Namespace, s: Settings, scratch: Path, servers: dict[str,
     header = [
         "entrepot vs the reference registry (CNCF Distribution), over loopback HTTP",
         f"  entrepot   {entrepot_version}: python -m entrepot.cli serve CONFIG "
-        f"--root DIR --addr ADDR {args.entrepot_args}".rstrip(),
+        f"{'' if s.s3 else '--root DIR '}--addr ADDR {args.entrepot_args}".rstrip(),
         f"  reference  {tool_version([str(REFERENCE_BINARY), '--version'])}: "
         "docker-registry serve CONFIG",
-        "  CONFIG     the same for both but root and port: filesystem, in-memory blob "
-        "descriptor cache, deletes on, log level error, no access log",
+        *storage_header(args.storage, s3, phase_log),
         f"  clients    python, raw sockets (sendfile out, recv_into in); {wrk_version} (GET); "
         "hey (HEAD)",
         f"  machine    {cpu_model()}, {os.cpu_count()} CPUs, Linux {platform.release()}, "

@@ -100,3 +100,51 @@ def test_refuses_nonsense() -> None:
     )
     assert completed.returncode == 2
     assert "must be positive" in completed.stderr
+
+
+@pytest.mark.reference
+@pytest.mark.timeout(150)
+def test_short_mode_on_s3(tmp_path: Path) -> None:
+    """Both registries on one local moto S3 server, a bucket each, with blob
+    redirects on: the pull client follows the 307 to moto."""
+    missing = [tool for tool in ("wrk", "hey", "docker-registry") if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(f"not installed: {', '.join(missing)}", pytrace=False)
+    raw = tmp_path / "results.json"
+    workdir = tmp_path / "work"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH),
+            "--short",
+            "--storage",
+            "s3",
+            "--rounds",
+            "1",
+            "--json",
+            str(raw),
+            "--workdir",
+            str(workdir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "S3 (moto)" in completed.stdout
+
+    report = json.loads(raw.read_text())
+    assert [f["key"] for f in report["figures"]] == list(KEYS)
+    for figure in report["figures"]:
+        for name in REGISTRIES:
+            assert figure[name]["median"] >= 0, (figure["key"], name)
+    # Every pull stream was redirected to moto, on both registries.
+    pulls = [p for p in report["phases"] if p["phase"] in ("pull_1", "pull_8")]
+    assert {(p["phase"], p["registry"]) for p in pulls} == {
+        (phase, name) for phase in ("pull_1", "pull_8") for name in REGISTRIES
+    }
+    for p in pulls:
+        streams = 1 if p["phase"] == "pull_1" else 8
+        assert p["redirected_streams"] == streams, p
+    assert list(workdir.iterdir()) == []
