@@ -30,6 +30,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from bisect import bisect_left
 from typing import Final
 
@@ -458,10 +459,18 @@ class MultiprocessDir:
         self._cleaned = True
         if os.environ.get(MULTIPROC_ENV) == self.path:
             del os.environ[MULTIPROC_ENV]
-        shutil.rmtree(self.path, ignore_errors=True)
+        # A worker still flushing at its exit may add a file while the tree
+        # is removed, which then fails: try again a few times, briefly.
+        for _ in range(_CLEANUP_TRIES):
+            shutil.rmtree(self.path, ignore_errors=True)
+            if not os.path.exists(self.path):
+                return
+            time.sleep(_CLEANUP_PAUSE)
 
 
 _DIR_PREFIX: Final = "entrepot-metrics-"
+_CLEANUP_TRIES: Final = 40
+_CLEANUP_PAUSE: Final = 0.05
 
 
 def setup_multiprocess_dir() -> MultiprocessDir:
