@@ -97,7 +97,9 @@ from entrepot.storage.driver.base import (
     InvalidPath,
     PathNotFound,
     StorageDriverError,
+    check_file_path,
     check_path,
+    child_path,
 )
 
 if TYPE_CHECKING:
@@ -341,18 +343,6 @@ def _utc(moment: datetime | None) -> datetime:
     if moment is None:
         return _EPOCH
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _check_file_path(path: str) -> str:
-    # The root is the container (or the root directory) itself: it can be
-    # listed, never read, written, moved or deleted.
-    if check_path(NAME, path) == "/":
-        raise InvalidPath(NAME, path, "the root is not a file")
-    return path
-
-
-def _child_path(parent: str, name: str) -> str:
-    return f"/{name}" if parent == "/" else f"{parent}/{name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -606,7 +596,7 @@ class AzureDriver:
     # -- the StorageDriver protocol --
 
     async def get_content(self, path: str) -> bytes:
-        key = self._key(_check_file_path(path))
+        key = self._key(check_file_path(NAME, path))
         try:
             stream = await self._stream(key)
         except ResourceNotFoundError:
@@ -614,7 +604,7 @@ class AzureDriver:
         return b"".join([chunk async for chunk in stream])
 
     async def put_content(self, path: str, content: bytes) -> None:
-        key = self._key(_check_file_path(path))
+        key = self._key(check_file_path(NAME, path))
         blob = self._blob(key)
         settings = ContentSettings(content_type=_CONTENT_TYPE)
         try:
@@ -632,7 +622,7 @@ class AzureDriver:
             )
 
     async def reader(self, path: str, offset: int = 0) -> FileReader:
-        key = self._key(_check_file_path(path))
+        key = self._key(check_file_path(NAME, path))
         if offset < 0:
             raise InvalidOffset(NAME, path, offset)
         try:
@@ -652,7 +642,7 @@ class AzureDriver:
         return _Reader(stream)
 
     async def writer(self, path: str, append: bool = False) -> FileWriter:
-        key = self._key(_check_file_path(path))
+        key = self._key(check_file_path(NAME, path))
         if not append:
             # Made at once, as Distribution does, so that the truncation
             # holds even if nothing is written before `close`, and another
@@ -698,7 +688,7 @@ class AzureDriver:
         entries = await self._list_level(self._dir_prefix(path))
         if not entries and path != "/":
             raise PathNotFound(NAME, path)
-        return sorted({_child_path(path, entry.name) for entry in entries})
+        return sorted({child_path(path, entry.name) for entry in entries})
 
     def walk(self, path: str) -> AsyncIterator[FileInfo]:
         check_path(NAME, path)
@@ -724,7 +714,7 @@ class AzureDriver:
         ahead: dict[str, builtins.list[_Entry]],
     ) -> AsyncIterator[FileInfo]:
         for entry in entries:
-            child = _child_path(path, entry.name)
+            child = child_path(path, entry.name)
             if not entry.is_dir:
                 yield FileInfo(child, entry.size, entry.mtime, is_dir=False)
                 continue
@@ -760,8 +750,8 @@ class AzureDriver:
         return _EPOCH
 
     async def move(self, source: str, dest: str) -> None:
-        source_key = self._key(_check_file_path(source))
-        dest_key = self._key(_check_file_path(dest))
+        source_key = self._key(check_file_path(NAME, source))
+        dest_key = self._key(check_file_path(NAME, dest))
         if dest.startswith(source + "/"):
             raise InvalidPath(NAME, dest, "destination inside the source")
         properties = await self._properties(source_key)
@@ -812,7 +802,7 @@ class AzureDriver:
             raise StorageDriverError(NAME, dest, f"the copy ended as {status!r}")
 
     async def delete(self, path: str) -> None:
-        key = self._key(_check_file_path(path))
+        key = self._key(check_file_path(NAME, path))
 
         async def delete_tree() -> bool:
             found = False
@@ -836,11 +826,11 @@ class AzureDriver:
             raise PathNotFound(NAME, path)
 
     async def local_path(self, path: str) -> str | None:
-        _check_file_path(path)
+        check_file_path(NAME, path)
         return None
 
     async def redirect_url(self, path: str, method: str = "GET") -> str | None:
-        key = self._key(_check_file_path(path))
+        key = self._key(check_file_path(NAME, path))
         if method.upper() not in ("GET", "HEAD"):
             return None
         return await self._signed_url(key)
