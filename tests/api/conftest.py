@@ -8,13 +8,14 @@ by a `CountingDriver`, so tests can count the storage calls of a request.
 
 from __future__ import annotations
 
+import builtins
 import os
 import socket
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -211,6 +212,11 @@ class CountingDriver:
     async def list(self, path: str) -> list[str]:
         self._count("list", path)
         return await self.inner.list(path)
+
+    async def list_many(self, paths: Sequence[str]) -> builtins.list[builtins.list[str] | None]:
+        for path in paths:
+            self._count("list_many", path)
+        return await self.inner.list_many(paths)
 
     def walk(self, path: str) -> AsyncIterator[FileInfo]:
         self._count("walk", path)

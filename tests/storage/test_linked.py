@@ -14,7 +14,7 @@ import builtins
 import json
 import os
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -225,6 +225,11 @@ class CountingDriver:
     async def list(self, path: str) -> builtins.list[str]:
         self.record("list", path)
         return await self.inner.list(path)
+
+    async def list_many(self, paths: Sequence[str]) -> builtins.list[builtins.list[str] | None]:
+        for path in paths:
+            self.record("list_many", path)
+        return await self.inner.list_many(paths)
 
     def walk(self, path: str) -> AsyncIterator[FileInfo]:
         self.record("walk", path)

@@ -6,7 +6,6 @@ descriptor cache, so an application is wired in one place.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Final
@@ -22,8 +21,8 @@ from entrepot.storage.manifests import ManifestStore
 from entrepot.storage.referrers import ReferrerStore
 from entrepot.storage.tags import TagStore
 
-# How many sibling directories the catalog walk lists at once.
-_LIST_BATCH: Final = 16
+# How many sibling directories the catalog walk lists in one driver call.
+_LIST_BATCH: Final = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +107,10 @@ class Registry:
         is Distribution's order), starting after `after`; subtrees wholly
         before `after` are not listed at all."""
         start = tuple(after.split("/")) if after else None
-        async for name in self._walk(paths.REPOSITORIES, (), start):
+        top = await self._list(paths.REPOSITORIES)
+        if top is None:
+            return
+        async for name in self._walk(paths.REPOSITORIES, (), start, _names(top)):
             yield name
 
     async def _walk(
@@ -116,15 +118,11 @@ class Registry:
         directory: str,
         prefix: tuple[str, ...],
         start: tuple[str, ...] | None,
-        entries: list[str] | None = None,
+        children: list[str],
     ) -> AsyncIterator[str]:
-        if entries is None:
-            entries = await self._list(directory)
-            if entries is None:
-                return
-        children = sorted(entry.rsplit("/", 1)[1] for entry in entries)
-        if "_manifests" in children and prefix and (start is None or prefix > start):
-            yield "/".join(prefix)
+        """The repositories below `directory` (whose entries are `children`,
+        sorted): a directory holding `_manifests` is one, and may have more
+        below it."""
         # Skip a subtree when everything in it sorts at or before `start`.
         below = [
             child
@@ -132,20 +130,30 @@ class Registry:
             if not child.startswith("_")
             and (start is None or (*prefix, child) >= start[: len(prefix) + 1])
         ]
-        # Sibling directories are listed a batch at a time, concurrently: on
-        # a local disk each listing is a thread hop, on S3 a round trip.
+        # Sibling directories are listed a batch at a time, in one driver
+        # call: on a local disk one thread hop, on an object store requests
+        # in flight together.
         for first in range(0, len(below), _LIST_BATCH):
             batch = below[first : first + _LIST_BATCH]
-            listings = await asyncio.gather(*(self._list(f"{directory}/{c}") for c in batch))
+            listings = await self.driver.list_many([f"{directory}/{c}" for c in batch])
             for child, listing in zip(batch, listings, strict=True):
                 if listing is None:
                     continue
-                path = f"{directory}/{child}"
-                async for name in self._walk(path, (*prefix, child), start, listing):
-                    yield name
+                names = _names(listing)
+                path = (*prefix, child)
+                if "_manifests" in names and (start is None or path > start):
+                    yield "/".join(path)
+                if any(not name.startswith("_") for name in names):
+                    async for name in self._walk(f"{directory}/{child}", path, start, names):
+                        yield name
 
     async def _list(self, directory: str) -> list[str] | None:
         try:
             return await self.driver.list(directory)
         except PathNotFound:
             return None
+
+
+def _names(listing: list[str]) -> list[str]:
+    """The last components of a listing's paths, sorted."""
+    return sorted(entry.rsplit("/", 1)[1] for entry in listing)

@@ -463,6 +463,31 @@ async def test_list_of_missing_or_file(driver: StorageDriver) -> None:
         await driver.list("/l/file")
 
 
+async def test_list_many_is_list_of_each(driver: StorageDriver) -> None:
+    for path in ("/m/a/1", "/m/a/2", "/m/b/c/d", "/m/file"):
+        await driver.put_content(path, b"x")
+    paths = ["/m/b", "/m/missing", "/m/a", "/", "/m/file", "/m/b/c"]
+    assert await driver.list_many(paths) == [
+        ["/m/b/c"],
+        None,  # absent
+        ["/m/a/1", "/m/a/2"],
+        ["/m"],
+        None,  # a file, not a directory
+        ["/m/b/c/d"],
+    ]
+    assert await driver.list_many([]) == []
+    # Many at once: more than an object store keeps in flight together.
+    for i in range(40):
+        await driver.put_content(f"/n/{i:02d}/leaf", b"x")
+    listings = await driver.list_many([f"/n/{i:02d}" for i in range(40)])
+    assert listings == [[f"/n/{i:02d}/leaf"] for i in range(40)]
+
+
+async def test_list_many_checks_every_path(driver: StorageDriver) -> None:
+    with pytest.raises(InvalidPath):
+        await driver.list_many(["/ok", "/bad/../path"])
+
+
 DEEP_TREE = {
     **{
         f"/w/{a}/{b}/{c}/file-{d}": i

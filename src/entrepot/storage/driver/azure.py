@@ -66,7 +66,7 @@ import asyncio
 import builtins
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -100,6 +100,7 @@ from entrepot.storage.driver.base import (
     check_file_path,
     check_path,
     child_path,
+    list_concurrently,
 )
 
 if TYPE_CHECKING:
@@ -137,6 +138,8 @@ DELEGATION_KEY_EXPIRY: Final = timedelta(hours=48)
 DELEGATION_KEY_GRACE: Final = timedelta(minutes=30)
 
 _CONTENT_TYPE: Final = "application/octet-stream"
+# Directory listings in flight at once in `list_many` (each a request).
+_LIST_CONCURRENCY: Final = 16
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 # `\` becomes `/` in Azure; XML (listings) cannot carry surrogates,
 # U+FFFE and U+FFFF; Azure refuses the C1 control characters.
@@ -689,6 +692,11 @@ class AzureDriver:
         if not entries and path != "/":
             raise PathNotFound(NAME, path)
         return sorted({child_path(path, entry.name) for entry in entries})
+
+    async def list_many(self, paths: Sequence[str]) -> builtins.list[builtins.list[str] | None]:
+        for path in paths:  # all refused before any request is made
+            check_path(NAME, path)
+        return await list_concurrently(self.list, paths, _LIST_CONCURRENCY)
 
     def walk(self, path: str) -> AsyncIterator[FileInfo]:
         check_path(NAME, path)

@@ -8,8 +8,10 @@ All methods are async; a driver that does blocking I/O runs it in a thread.
 
 from __future__ import annotations
 
+import asyncio
+import builtins
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Protocol, runtime_checkable
@@ -81,6 +83,23 @@ def check_file_path(driver: str, path: str) -> str:
 def child_path(parent: str, name: str) -> str:
     """The path of `name` in directory `parent`."""
     return f"/{name}" if parent == "/" else f"{parent}/{name}"
+
+
+async def list_concurrently(
+    list_one: Callable[[str], Awaitable[list[str]]], paths: Sequence[str], limit: int
+) -> list[list[str] | None]:
+    """`list_many` for drivers whose listings are requests: at most `limit`
+    of them in flight."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(path: str) -> list[str] | None:
+        async with gate:
+            try:
+                return await list_one(path)
+            except PathNotFound:
+                return None
+
+    return list(await asyncio.gather(*(one(path) for path in paths)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +175,12 @@ class StorageDriver(Protocol):
 
     async def list(self, path: str) -> list[str]:
         """Full paths of the direct children of a directory, sorted."""
+        ...
+
+    async def list_many(self, paths: Sequence[str]) -> builtins.list[builtins.list[str] | None]:
+        """`list` of several directories at once, in order; `None` for one
+        that does not exist. One thread hop on a local disk, concurrent
+        requests on an object store: for walks that prune as they go."""
         ...
 
     def walk(self, path: str) -> AsyncIterator[FileInfo]:

@@ -24,7 +24,7 @@ import shutil
 import stat
 import threading
 import uuid
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from io import FileIO
@@ -147,6 +147,14 @@ class FilesystemDriver:
             names = await asyncio.to_thread(_list_names, full, path == "/")
         return [child_path(path, name) for name in names]
 
+    async def list_many(self, paths: Sequence[str]) -> builtins.list[builtins.list[str] | None]:
+        fulls = [self._os_path(check_path(NAME, path)) for path in paths]
+        listings = await asyncio.to_thread(_list_many, fulls, [p == "/" for p in paths])
+        return [
+            None if names is None else [child_path(path, name) for name in names]
+            for path, names in zip(paths, listings, strict=True)
+        ]
+
     def walk(self, path: str) -> AsyncIterator[FileInfo]:
         full = self._os_path(check_path(NAME, path))
         return self._walk(path, full)
@@ -260,6 +268,18 @@ def _list_names(full: str, is_root: bool) -> builtins.list[str]:
         os.makedirs(full, exist_ok=True)
     with os.scandir(full) as entries:
         return sorted(entry.name for entry in entries if not _is_temp(entry.name))
+
+
+def _list_many(
+    fulls: builtins.list[str], roots: builtins.list[bool]
+) -> builtins.list[builtins.list[str] | None]:
+    listings: builtins.list[builtins.list[str] | None] = []
+    for full, is_root in zip(fulls, roots, strict=True):
+        try:
+            listings.append(_list_names(full, is_root))
+        except (FileNotFoundError, NotADirectoryError):
+            listings.append(None)
+    return listings
 
 
 def _scan(full: str, path: str) -> builtins.list[tuple[FileInfo, str]]:

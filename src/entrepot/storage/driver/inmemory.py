@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
@@ -175,6 +175,15 @@ class InMemoryDriver:
         if not isinstance(node, _Dir):
             raise PathNotFound(NAME, path)
         return [child_path(path, name) for name in sorted(node.children)]
+
+    async def list_many(self, paths: Sequence[str]) -> builtins.list[builtins.list[str] | None]:
+        listings: builtins.list[builtins.list[str] | None] = []
+        for path in paths:
+            try:
+                listings.append(await self.list(path))
+            except PathNotFound:
+                listings.append(None)
+        return listings
 
     def walk(self, path: str) -> AsyncIterator[FileInfo]:
         return self._walk(check_path(NAME, path))

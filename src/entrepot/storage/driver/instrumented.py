@@ -10,9 +10,10 @@ recorded like the others, and traced with the error.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 
 from entrepot import metrics
@@ -159,6 +160,10 @@ class InstrumentedDriver:
     async def list(self, path: str) -> list[str]:
         with self._recorder.call("list", path):
             return await self.inner.list(path)
+
+    async def list_many(self, paths: Sequence[str]) -> builtins.list[builtins.list[str] | None]:
+        with self._recorder.call("list_many", paths[0] if paths else "/"):
+            return await self.inner.list_many(paths)
 
     def walk(self, path: str) -> AsyncIterator[FileInfo]:
         # Called now, so that an error the inner driver raises at call time

@@ -60,7 +60,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -82,6 +82,7 @@ from entrepot.storage.driver.base import (
     check_file_path,
     check_path,
     child_path,
+    list_concurrently,
 )
 
 if TYPE_CHECKING:
@@ -145,6 +146,8 @@ LOG_LEVELS: Final = (
 )
 
 _CONTENT_TYPE: Final = "application/octet-stream"
+# Directory listings in flight at once in `list_many` (each a request).
+_LIST_CONCURRENCY: Final = 16
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _NOT_FOUND: Final = frozenset({"NoSuchKey", "404", "NotFound"})
 
@@ -773,6 +776,11 @@ class S3Driver:
         if not entries and path != "/":
             raise PathNotFound(NAME, path)
         return sorted({child_path(path, entry.name) for entry in entries})
+
+    async def list_many(self, paths: Sequence[str]) -> builtins.list[builtins.list[str] | None]:
+        for path in paths:  # all refused before any request is made
+            check_path(NAME, path)
+        return await list_concurrently(self.list, paths, _LIST_CONCURRENCY)
 
     def walk(self, path: str) -> AsyncIterator[FileInfo]:
         check_path(NAME, path)
