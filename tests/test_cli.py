@@ -619,6 +619,58 @@ def test_sigterm_during_an_upload_lets_it_finish(tmp_path: Path, server: str) ->
     assert sessions == []
 
 
+@pytest.mark.parametrize("server", SERVERS)
+def test_sigterm_cuts_off_a_stalled_upload_at_the_drain_timeout(
+    tmp_path: Path, server: str
+) -> None:
+    """A client that stops sending mid-body does not hold the server up past
+    `http.draintimeout`; nothing of its upload becomes a blob."""
+    config, root, url = minimal(tmp_path, http="  draintimeout: 2s\n")
+    with serve(config, url, server=server) as running, running.client() as http:
+        started = http.post("/v2/drain/stalled/blobs/uploads/")
+        assert started.status_code == 202
+        location = started.headers["Location"]
+        with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as stalled:
+            stalled.sendall(
+                f"PATCH {location} HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n"
+                "Content-Type: application/octet-stream\r\n\r\n".encode()
+                + b"x" * 4096
+            )
+            time.sleep(0.5)  # the server is reading the body by now
+            running.process.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            try:
+                returncode: int | None = running.process.wait(DRAIN)
+            except subprocess.TimeoutExpired:
+                returncode = None
+            exited_after = time.monotonic() - signalled
+        log = running.log()
+
+    assert returncode is not None, "still running long after the drain timeout"
+    assert 1.5 < exited_after < 2.0 + 4.0, exited_after
+    if server == "granian":
+        assert "requests still running after http.draintimeout" in log
+    assert "Traceback" not in log
+    blobs = root / "docker/registry/v2/blobs"
+    assert not blobs.exists() or not any(p.is_file() for p in blobs.rglob("*"))
+
+
+def test_one_worker_is_one_process(tmp_path: Path) -> None:
+    """With one worker (the default) the registry is a single process: no
+    supervisor beside the worker, so an idle registry costs one interpreter."""
+    config, _root, url = minimal(tmp_path)
+    with serve(config, url) as running, running.client() as http:
+        assert http.get("/v2/").status_code == 200
+        children = Path(f"/proc/{running.process.pid}/task")
+        assert children.is_dir()
+        kids = [
+            int(pid)
+            for task in children.iterdir()
+            for pid in (task / "children").read_text().split()
+        ]
+    assert kids == []
+
+
 # --- (i) reading the command --------------------------------------------------
 
 

@@ -54,10 +54,14 @@ def create_app() -> App:
     """Build the application in a worker process, from what `serve` passed."""
     plan: dict[str, Any] = json.loads(os.environ.get(_SERVE_ENV, "{}"))
     settings = load_config(plan.get("config"), os.environ).settings
+    return _app(settings, plan.get("workers", 1))
+
+
+def _app(settings: Settings, workers: int) -> App:
     _configure_logging(settings)
     if metrics_enabled(settings):
         metrics.enable()  # into the directory `serve` made for the workers
-    return build_app(settings, plan.get("workers", 1))
+    return build_app(settings, workers)
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -260,13 +264,18 @@ def _serve_granian(settings: Settings, host: str, port: int, workers: int) -> No
     # GET is sent from the file by the server, never through Python.
     from pathlib import Path
 
-    from granian import Granian
-    from granian.constants import Interfaces, Loops, SSLProtocols
+    from granian.constants import Interfaces, SSLProtocols
     from granian.log import LogLevels
 
     certificate, key, client_cas = _tls_files(settings)
     drain = settings.http.draintimeout.total_seconds()
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {
+        "address": host,
+        "port": port,
+        "interface": Interfaces.ASGI,
+        "websockets": False,
+        "log_level": LogLevels.warning,
+    }
     if certificate is not None and key is not None:
         options.update(
             ssl_cert=Path(certificate),
@@ -278,19 +287,62 @@ def _serve_granian(settings: Settings, host: str, port: int, workers: int) -> No
         )
         if client_cas is not None:
             options.update(ssl_ca=Path(client_cas), ssl_client_verify=True)
+    kill_timeout = int(drain) if drain >= 1 else None
+    if workers == 1:
+        _serve_granian_here(settings, options, kill_timeout)
+        return
+
+    from granian import Granian
+    from granian.constants import Loops
+
     Granian(
         "entrepot.cli:create_app",
         factory=True,
-        address=host,
-        port=port,
-        interface=Interfaces.ASGI,
         workers=workers,
         loop=Loops.uvloop,
-        websockets=False,
-        log_level=LogLevels.warning,
-        workers_kill_timeout=int(drain) if drain >= 1 else None,
+        workers_kill_timeout=kill_timeout,
         **options,
     ).serve()
+
+
+def _serve_granian_here(
+    settings: Settings, options: dict[str, Any], kill_timeout: int | None
+) -> None:
+    """One worker: granian's embedded server, in this process on its event
+    loop, rather than a supervisor process and a worker process (which
+    would double the memory of an idle registry)."""
+    import signal
+
+    import uvloop
+    from granian.server.embed import Server
+
+    logging.getLogger("_granian").addFilter(_NotExperimental())
+
+    async def run() -> None:
+        server = Server(lambda: _app(settings, 1), factory=True, **options)
+        server.workers_kill_timeout = kill_timeout
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, server.stop)
+        try:
+            await server.serve()
+        except TimeoutError:
+            log.warning("requests still running after http.draintimeout: cut off")
+            # What follows is the cancellation of those requests (granian
+            # reports each one, and its own shutdown callback firing late):
+            # expected now, and said once above.
+            logging.getLogger("_granian").setLevel(logging.CRITICAL)
+            loop.set_exception_handler(lambda loop, context: None)
+
+    uvloop.run(run())
+
+
+class _NotExperimental(logging.Filter):
+    """Drops granian's warning that its embedded server is experimental: the
+    whole suite runs on it, and an operator can do nothing about it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "experimental" not in record.getMessage()
 
 
 def _serve_uvicorn(settings: Settings, host: str, port: int, workers: int) -> None:
