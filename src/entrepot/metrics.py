@@ -32,13 +32,13 @@ import tempfile
 import threading
 import time
 from bisect import bisect_left
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from prometheus_client import values
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.metrics import Counter, Gauge, Histogram
-from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
-from prometheus_client.registry import CollectorRegistry
+# prometheus_client is imported where it is used: a registry without
+# metrics does not pay the few MiB it costs.
+if TYPE_CHECKING:
+    from prometheus_client.metrics import Counter, Histogram
+    from prometheus_client.registry import CollectorRegistry
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,8 @@ class _Metrics:
     """
 
     def __init__(self, registry: CollectorRegistry | None) -> None:
+        from prometheus_client.metrics import Counter, Gauge, Histogram
+
         self.registry = registry
         self.requests = Counter(
             "entrepot_http_requests",
@@ -316,6 +318,9 @@ def enable() -> None:
     global _metrics, _multiprocess_value
     if _metrics is not None:
         return
+    from prometheus_client import values
+    from prometheus_client.registry import CollectorRegistry
+
     if os.environ.get(MULTIPROC_ENV):
         # `prometheus_client` picks its value class when first imported: make
         # sure it is the multiprocess one even if it was imported before the
@@ -517,6 +522,8 @@ def prune_dead_processes(directory: str) -> None:
             continue
         pid = int(raw)
         if pid != os.getpid() and not _process_alive(pid):
+            from prometheus_client.multiprocess import mark_process_dead
+
             try:
                 mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
             except OSError:  # pruned concurrently
@@ -526,6 +533,9 @@ def prune_dead_processes(directory: str) -> None:
 def collector_registry(multiprocess_dir: str | None = None) -> CollectorRegistry:
     """A registry to collect from: the merged files of `multiprocess_dir`
     (default: `PROMETHEUS_MULTIPROC_DIR`), else this process's metrics."""
+    from prometheus_client.multiprocess import MultiProcessCollector
+    from prometheus_client.registry import CollectorRegistry
+
     flush()  # this process's own, when it records too
     directory = multiprocess_dir or os.environ.get(MULTIPROC_ENV)
     if directory:
@@ -542,5 +552,7 @@ def collector_registry(multiprocess_dir: str | None = None) -> CollectorRegistry
 def exposition(accept: str = "", multiprocess_dir: str | None = None) -> tuple[bytes, str]:
     """The metrics in the format `accept` asks for (Prometheus text by
     default, OpenMetrics on request): the body and its content type."""
+    from prometheus_client.exposition import choose_encoder
+
     encoder, content_type = choose_encoder(accept)
     return encoder(collector_registry(multiprocess_dir)), content_type
