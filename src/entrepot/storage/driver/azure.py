@@ -66,7 +66,7 @@ import asyncio
 import builtins
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -99,9 +99,8 @@ from entrepot.storage.driver.base import (
     StorageDriverError,
     check_file_path,
     check_path,
-    child_path,
-    list_concurrently,
 )
+from entrepot.storage.driver.objectstore import EPOCH, Entry, ObjectStoreTree
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -138,9 +137,6 @@ DELEGATION_KEY_EXPIRY: Final = timedelta(hours=48)
 DELEGATION_KEY_GRACE: Final = timedelta(minutes=30)
 
 _CONTENT_TYPE: Final = "application/octet-stream"
-# Directory listings in flight at once in `list_many` (each a request).
-_LIST_CONCURRENCY: Final = 16
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 # `\` becomes `/` in Azure; XML (listings) cannot carry surrogates,
 # U+FFFE and U+FFFF; Azure refuses the C1 control characters.
 _UNSTORABLE: Final = re.compile("[\\\\\x80-\x9f\ud800-\udfff\ufffe\uffff]")
@@ -344,21 +340,11 @@ def _error_code(err: HttpResponseError) -> str:
 
 def _utc(moment: datetime | None) -> datetime:
     if moment is None:
-        return _EPOCH
+        return EPOCH
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    """A direct child of a directory, as a delimited listing shows it."""
-
-    name: str
-    is_dir: bool
-    size: int = 0
-    mtime: datetime = _EPOCH
-
-
-class AzureDriver:
+class AzureDriver(ObjectStoreTree):
     """A `StorageDriver` on an Azure Blob Storage container."""
 
     def __init__(self, options: AzureOptions) -> None:
@@ -490,10 +476,10 @@ class AzureDriver:
         stream: AsyncIterator[bytes] = await self._blob(key)._client.blob.download(**ranged)
         return stream
 
-    async def _list_level(self, prefix: str) -> builtins.list[_Entry]:
+    async def _list_level(self, prefix: str) -> builtins.list[Entry]:
         """The direct children of the directory `prefix` (ends with `/`, or
         is the root's prefix), all pages, sorted by name."""
-        entries: builtins.list[_Entry] = []
+        entries: builtins.list[Entry] = []
         listing = self._client().walk_blobs(
             name_starts_with=prefix or None, delimiter="/", results_per_page=LIST_PAGE_SIZE
         )
@@ -501,11 +487,11 @@ class AzureDriver:
             if isinstance(item, BlobPrefix):
                 name = item.name[len(prefix) : -1]
                 if name:  # not the empty segment of a `//` in a name
-                    entries.append(_Entry(name, True))
+                    entries.append(Entry(name, True))
             else:
                 name = item.name[len(prefix) :]
                 if name:
-                    entries.append(_Entry(name, False, item.size, _utc(item.last_modified)))
+                    entries.append(Entry(name, False, item.size, _utc(item.last_modified)))
         entries.sort(key=lambda entry: (entry.name, entry.is_dir))
         return entries
 
@@ -675,87 +661,11 @@ class AzureDriver:
 
     async def stat(self, path: str) -> FileInfo:
         check_path(NAME, path)
-        if path == "/":
-            mtime = await self._first_below(self._prefix)
-            return FileInfo(path, 0, mtime or _EPOCH, is_dir=True)
-        properties = await self._properties(self._key(path))
-        if properties is not None:
-            return FileInfo(path, properties.size, _utc(properties.last_modified), is_dir=False)
-        mtime = await self._first_below(self._dir_prefix(path))
-        if mtime is None:
-            raise PathNotFound(NAME, path)
-        return FileInfo(path, 0, mtime, is_dir=True)
-
-    async def list(self, path: str) -> builtins.list[str]:
-        check_path(NAME, path)
-        entries = await self._list_level(self._dir_prefix(path))
-        if not entries and path != "/":
-            raise PathNotFound(NAME, path)
-        return sorted({child_path(path, entry.name) for entry in entries})
-
-    async def list_many(self, paths: Sequence[str]) -> builtins.list[builtins.list[str] | None]:
-        for path in paths:  # all refused before any request is made
-            check_path(NAME, path)
-        return await list_concurrently(self.list, paths, _LIST_CONCURRENCY)
-
-    def walk(self, path: str) -> AsyncIterator[FileInfo]:
-        check_path(NAME, path)
-        prefix = self._dir_prefix(path)
-        return self._walk(path, prefix)
-
-    async def _walk(self, path: str, prefix: str) -> AsyncIterator[FileInfo]:
-        # One delimited listing per directory, so the order is the one every
-        # driver gives (depth first, names sorted).
-        entries = await self._list_level(prefix)
-        if not entries and path != "/":
-            raise PathNotFound(NAME, path)
-        # Listings fetched ahead (to date a directory) and not walked yet.
-        ahead: dict[str, builtins.list[_Entry]] = {}
-        async for info in self._walk_level(path, prefix, entries, ahead):
-            yield info
-
-    async def _walk_level(
-        self,
-        path: str,
-        prefix: str,
-        entries: builtins.list[_Entry],
-        ahead: dict[str, builtins.list[_Entry]],
-    ) -> AsyncIterator[FileInfo]:
-        for entry in entries:
-            child = child_path(path, entry.name)
-            if not entry.is_dir:
-                yield FileInfo(child, entry.size, entry.mtime, is_dir=False)
-                continue
-            child_prefix = f"{prefix}{entry.name}/"
-            below = ahead.pop(child_prefix, None)
-            if below is None:
-                below = await self._list_level(child_prefix)
-            if not below:
-                continue  # emptied since its parent was listed
-            mtime = await self._level_mtime(child_prefix, below, ahead)
-            yield FileInfo(child, 0, mtime, is_dir=True)
-            async for info in self._walk_level(child, child_prefix, below, ahead):
-                yield info
-
-    async def _level_mtime(
-        self,
-        prefix: str,
-        entries: builtins.list[_Entry],
-        ahead: dict[str, builtins.list[_Entry]],
-    ) -> datetime:
-        """A directory's time: the newest of its files, or else that of its
-        first subdirectory, whose listing is kept for the walk to use next."""
-        files = [entry.mtime for entry in entries if not entry.is_dir]
-        if files:
-            return max(files)
-        for entry in entries:
-            child_prefix = f"{prefix}{entry.name}/"
-            below = ahead.get(child_prefix)
-            if below is None:
-                below = ahead[child_prefix] = await self._list_level(child_prefix)
-            if below:
-                return await self._level_mtime(child_prefix, below, ahead)
-        return _EPOCH
+        if path != "/":
+            properties = await self._properties(self._key(path))
+            if properties is not None:
+                return FileInfo(path, properties.size, _utc(properties.last_modified), is_dir=False)
+        return await self._directory_info(path)
 
     async def move(self, source: str, dest: str) -> None:
         source_key = self._key(check_file_path(NAME, source))

@@ -60,7 +60,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -81,9 +81,8 @@ from entrepot.storage.driver.base import (
     StorageDriverError,
     check_file_path,
     check_path,
-    child_path,
-    list_concurrently,
 )
+from entrepot.storage.driver.objectstore import EPOCH, Entry, ObjectStoreTree
 
 if TYPE_CHECKING:
     from aiobotocore.response import StreamingBody
@@ -146,9 +145,6 @@ LOG_LEVELS: Final = (
 )
 
 _CONTENT_TYPE: Final = "application/octet-stream"
-# Directory listings in flight at once in `list_many` (each a request).
-_LIST_CONCURRENCY: Final = 16
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _NOT_FOUND: Final = frozenset({"NoSuchKey", "404", "NotFound"})
 
 # One botocore session per process: it caches the S3 service model, which
@@ -359,16 +355,6 @@ def _ranges(size: int, piece: int, most: int) -> list[tuple[int, int]]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry:
-    """A direct child of a directory, as a delimited listing shows it."""
-
-    name: str
-    is_dir: bool
-    size: int = 0
-    mtime: datetime = _EPOCH
-
-
-@dataclass(frozen=True, slots=True)
 class _Part:
     number: int
     etag: str
@@ -383,7 +369,7 @@ class _Object:
     size: int
 
 
-class S3Driver:
+class S3Driver(ObjectStoreTree):
     """A `StorageDriver` on an S3 bucket."""
 
     def __init__(self, options: S3Options) -> None:
@@ -533,11 +519,11 @@ class S3Driver:
             raise
         return head["ContentLength"], _utc(head["LastModified"]), head["ETag"]
 
-    async def _list_level(self, prefix: str) -> builtins.list[_Entry]:
+    async def _list_level(self, prefix: str) -> builtins.list[Entry]:
         """The direct children of the directory `prefix` (ends with `/`, or
         is the root's prefix), all pages, sorted by name."""
         client = await self._s3()
-        entries: builtins.list[_Entry] = []
+        entries: builtins.list[Entry] = []
         token: str | None = None
         while True:
             extra: dict[str, Any] = {"ContinuationToken": token} if token else {}
@@ -551,11 +537,11 @@ class S3Driver:
             for obj in page.get("Contents", []):
                 name = obj["Key"][len(prefix) :]
                 if name:  # not a "folder" marker object at the prefix itself
-                    entries.append(_Entry(name, False, obj["Size"], _utc(obj["LastModified"])))
+                    entries.append(Entry(name, False, obj["Size"], _utc(obj["LastModified"])))
             for common in page.get("CommonPrefixes", []):
                 name = common["Prefix"][len(prefix) : -1]
                 if name:  # not the empty segment of a `//` in a key
-                    entries.append(_Entry(name, True))
+                    entries.append(Entry(name, True))
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
                 break
@@ -582,7 +568,7 @@ class S3Driver:
             for upload in page.get("Uploads", []):
                 upload_key = upload.get("Key", "")
                 if upload_key == key or (below and upload_key.startswith(key + "/")):
-                    initiated = _utc(upload.get("Initiated", _EPOCH))
+                    initiated = _utc(upload.get("Initiated", EPOCH))
                     found.append((initiated, len(found), upload_key, upload["UploadId"]))
             if not page.get("IsTruncated"):
                 break
@@ -758,89 +744,12 @@ class S3Driver:
 
     async def stat(self, path: str) -> FileInfo:
         check_path(NAME, path)
-        if path == "/":
-            mtime = await self._first_below(self._prefix)
-            return FileInfo(path, 0, mtime or _EPOCH, is_dir=True)
-        head = await self._head(self._key(path))
-        if head is not None:
-            size, mtime, _ = head
-            return FileInfo(path, size, mtime, is_dir=False)
-        mtime = await self._first_below(self._dir_prefix(path))
-        if mtime is None:
-            raise PathNotFound(NAME, path)
-        return FileInfo(path, 0, mtime, is_dir=True)
-
-    async def list(self, path: str) -> builtins.list[str]:
-        check_path(NAME, path)
-        entries = await self._list_level(self._dir_prefix(path))
-        if not entries and path != "/":
-            raise PathNotFound(NAME, path)
-        return sorted({child_path(path, entry.name) for entry in entries})
-
-    async def list_many(self, paths: Sequence[str]) -> builtins.list[builtins.list[str] | None]:
-        for path in paths:  # all refused before any request is made
-            check_path(NAME, path)
-        return await list_concurrently(self.list, paths, _LIST_CONCURRENCY)
-
-    def walk(self, path: str) -> AsyncIterator[FileInfo]:
-        check_path(NAME, path)
-        prefix = self._dir_prefix(path)
-        return self._walk(path, prefix)
-
-    async def _walk(self, path: str, prefix: str) -> AsyncIterator[FileInfo]:
-        # One delimited listing per directory, so the order is the one every
-        # driver gives (depth first, names sorted), which a flat listing of
-        # keys is not: `a-b/x` sorts before `a/x`.
-        entries = await self._list_level(prefix)
-        if not entries and path != "/":
-            raise PathNotFound(NAME, path)
-        # Listings fetched ahead (to date a directory) and not walked yet.
-        ahead: dict[str, builtins.list[_Entry]] = {}
-        async for info in self._walk_level(path, prefix, entries, ahead):
-            yield info
-
-    async def _walk_level(
-        self,
-        path: str,
-        prefix: str,
-        entries: builtins.list[_Entry],
-        ahead: dict[str, builtins.list[_Entry]],
-    ) -> AsyncIterator[FileInfo]:
-        for entry in entries:
-            child = child_path(path, entry.name)
-            if not entry.is_dir:
-                yield FileInfo(child, entry.size, entry.mtime, is_dir=False)
-                continue
-            child_prefix = f"{prefix}{entry.name}/"
-            below = ahead.pop(child_prefix, None)
-            if below is None:
-                below = await self._list_level(child_prefix)
-            if not below:
-                continue  # emptied since its parent was listed
-            mtime = await self._level_mtime(child_prefix, below, ahead)
-            yield FileInfo(child, 0, mtime, is_dir=True)
-            async for info in self._walk_level(child, child_prefix, below, ahead):
-                yield info
-
-    async def _level_mtime(
-        self,
-        prefix: str,
-        entries: builtins.list[_Entry],
-        ahead: dict[str, builtins.list[_Entry]],
-    ) -> datetime:
-        """A directory's time: the newest of its files, or else that of its
-        first subdirectory, whose listing is kept for the walk to use next."""
-        files = [entry.mtime for entry in entries if not entry.is_dir]
-        if files:
-            return max(files)
-        for entry in entries:
-            child_prefix = f"{prefix}{entry.name}/"
-            below = ahead.get(child_prefix)
-            if below is None:
-                below = ahead[child_prefix] = await self._list_level(child_prefix)
-            if below:
-                return await self._level_mtime(child_prefix, below, ahead)
-        return _EPOCH
+        if path != "/":
+            head = await self._head(self._key(path))
+            if head is not None:
+                size, mtime, _ = head
+                return FileInfo(path, size, mtime, is_dir=False)
+        return await self._directory_info(path)
 
     async def move(self, source: str, dest: str) -> None:
         source_key = self._key(check_file_path(NAME, source))
