@@ -38,6 +38,7 @@ from entrepot.config import (
     split_host_port,
 )
 from entrepot.debug import DebugServer, start_debug_server
+from entrepot.storage.driver.base import close_driver
 from entrepot.storage.purge import PurgeReport, purge_uploads
 from entrepot.wiring import build_app, build_driver, metrics_enabled
 
@@ -425,9 +426,14 @@ def purge(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
-    report = asyncio.run(
-        purge_uploads(build_driver(settings), age, dry_run=dry_run, progress=progress)
-    )
+    async def run() -> PurgeReport:
+        driver = build_driver(settings)
+        try:
+            return await purge_uploads(driver, age, dry_run=dry_run, progress=progress)
+        finally:
+            await close_driver(driver)
+
+    report = asyncio.run(run())
     if tty:
         print(file=sys.stderr)
     for session in report.purged:

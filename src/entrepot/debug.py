@@ -33,7 +33,7 @@ from typing import Final, Protocol
 from urllib.parse import urlsplit
 
 from entrepot import metrics
-from entrepot.storage.driver.base import PathNotFound, StorageDriver
+from entrepot.storage.driver.base import PathNotFound, StorageDriver, close_driver
 
 log = logging.getLogger(__name__)
 
@@ -220,10 +220,8 @@ class DebugServer:
             await asyncio.gather(*tasks, return_exceptions=True)
             await server.wait_closed()
             # The driver's network client (S3) lives on this thread's loop.
-            close = getattr(self.health.driver, "aclose", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    await close()
+            with contextlib.suppress(Exception):
+                await close_driver(self.health.driver)
 
     async def _poll(self) -> None:
         while True:

@@ -609,11 +609,6 @@ def test_purge_uploads_removes_an_abandoned_session(registry: Served) -> None:
     assert not store.names(place, uploads_prefix(name))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`entrepot purge-uploads` never closes the driver it builds (cli.purge): "
-    "aiohttp logs `error asyncio: Unclosed client session` at exit on S3 and Azure",
-)
 def test_purge_uploads_closes_its_driver(registry: Served) -> None:
     """Like the server's debug listener, the command closes the driver's
     network client before it exits: no "Unclosed client session" error."""

@@ -15,7 +15,7 @@ from entrepot.reference import validate_name
 from entrepot.storage import paths
 from entrepot.storage.blobstore import BlobStore
 from entrepot.storage.cache.cachedstatter import CachedBlobStatter
-from entrepot.storage.driver.base import PathNotFound, StorageDriver
+from entrepot.storage.driver.base import PathNotFound, StorageDriver, close_driver
 from entrepot.storage.linked import LAYERS, REVISIONS, LinkedBlobStore
 from entrepot.storage.manifests import ManifestStore
 from entrepot.storage.referrers import ReferrerStore
@@ -55,10 +55,10 @@ class Registry:
 
     async def aclose(self) -> None:
         """Release the network clients of the driver and the cache, if any."""
-        for resource, method in ((self.driver, "aclose"), (self.cache, "close")):
-            close = getattr(resource, method, None)
-            if close is not None:
-                await close()
+        await close_driver(self.driver)
+        close = getattr(self.cache, "close", None)
+        if close is not None:
+            await close()
 
     def repository(self, name: str) -> Repository:
         """The repository `name` (validated; it need not exist yet)."""

@@ -85,6 +85,14 @@ def child_path(parent: str, name: str) -> str:
     return f"/{name}" if parent == "/" else f"{parent}/{name}"
 
 
+async def close_driver(driver: StorageDriver) -> None:
+    """Release a driver's network clients, if it has any (S3 and Azure hold
+    an HTTP session on the event loop that used them)."""
+    close = getattr(driver, "aclose", None)
+    if close is not None:
+        await close()
+
+
 async def list_concurrently(
     list_one: Callable[[str], Awaitable[list[str]]], paths: Sequence[str], limit: int
 ) -> list[list[str] | None]:
