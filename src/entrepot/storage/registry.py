@@ -6,9 +6,10 @@ descriptor cache, so an application is wired in one place.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, Generic, TypeVar
 
 from entrepot.blobs import BlobDescriptorCacheProvider, BlobStatter
 from entrepot.reference import validate_name
@@ -20,6 +21,9 @@ from entrepot.storage.linked import LAYERS, REVISIONS, LinkedBlobStore
 from entrepot.storage.manifests import ManifestStore
 from entrepot.storage.referrers import ReferrerStore
 from entrepot.storage.tags import TagStore
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 # How many sibling directories the catalog walk lists in one driver call.
 _LIST_BATCH: Final = 128
@@ -52,6 +56,7 @@ class Registry:
         self._global_statter: BlobStatter = (
             CachedBlobStatter(cache, self.blob_store) if cache is not None else self.blob_store
         )
+        self._catalog_rounds = _Rounds(self._repositories)
 
     async def aclose(self) -> None:
         """Release the network clients of the driver and the cache, if any."""
@@ -92,7 +97,15 @@ class Registry:
         return self._linked(name)
 
     async def repositories(self, n: int | None = None, last: str | None = None) -> list[str]:
-        """Up to `n` repository names after `last`, in catalog order."""
+        """Up to `n` repository names after `last`, in catalog order.
+
+        Concurrent calls with the same arguments share a walk, but never one
+        that began before the call: a repository made before the call is in
+        its answer, as with a walk of its own (see `_Rounds`)."""
+        return list(await self._catalog_rounds((n, last)))
+
+    async def _repositories(self, page: tuple[int | None, str | None]) -> list[str]:
+        n, last = page
         names: list[str] = []
         if n is not None and n <= 0:
             return names
@@ -110,7 +123,8 @@ class Registry:
         top = await self._list(paths.REPOSITORIES)
         if top is None:
             return
-        async for name in self._walk(paths.REPOSITORIES, (), start, _names(top)):
+        names = _names(paths.REPOSITORIES, top)
+        async for name in self._walk(paths.REPOSITORIES, (), start, names):
             yield name
 
     async def _walk(
@@ -139,12 +153,13 @@ class Registry:
             for child, listing in zip(batch, listings, strict=True):
                 if listing is None:
                     continue
-                names = _names(listing)
+                child_directory = f"{directory}/{child}"
+                names = _names(child_directory, listing)
                 path = (*prefix, child)
                 if "_manifests" in names and (start is None or path > start):
                     yield "/".join(path)
                 if any(not name.startswith("_") for name in names):
-                    async for name in self._walk(f"{directory}/{child}", path, start, names):
+                    async for name in self._walk(child_directory, path, start, names):
                         yield name
 
     async def _list(self, directory: str) -> list[str] | None:
@@ -154,6 +169,61 @@ class Registry:
             return None
 
 
-def _names(listing: list[str]) -> list[str]:
-    """The last components of a listing's paths, sorted."""
-    return sorted(entry.rsplit("/", 1)[1] for entry in listing)
+class _Rounds(Generic[K, V]):
+    """Runs `work(key)` once for concurrent callers of the same key, in rounds.
+
+    A caller joins the round that has not started yet, or opens one; a round
+    starts when the previous round of its key has ended. So every caller gets
+    the result of work begun after it called (never a walk already half done
+    when it arrived), while a crowd of identical requests (a catalog polled
+    by many clients) costs one walk per round instead of one each.
+    """
+
+    def __init__(self, work: Callable[[K], Awaitable[V]]) -> None:
+        self._work = work
+        self._waiting: dict[K, asyncio.Future[V]] = {}
+        self._latest: dict[K, asyncio.Task[None]] = {}
+
+    async def __call__(self, key: K) -> V:
+        result = self._waiting.get(key)
+        if result is None:
+            loop = asyncio.get_running_loop()
+            result = self._waiting[key] = loop.create_future()
+            # Marked as seen: a round whose callers all went away must not
+            # log its error as never retrieved.
+            result.add_done_callback(_retrieve)
+            previous = self._latest.get(key)
+            self._latest[key] = loop.create_task(self._round(key, result, previous))
+        # Shielded: a caller that goes away does not cancel the others' round.
+        return await asyncio.shield(result)
+
+    async def _round(
+        self, key: K, result: asyncio.Future[V], previous: asyncio.Task[None] | None
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        # Started: callers from now on open the next round.
+        del self._waiting[key]
+        try:
+            value = await self._work(key)
+        except Exception as exc:
+            result.set_exception(exc)
+        else:
+            result.set_result(value)
+        finally:
+            if not result.done():  # cancelled itself (the loop is closing)
+                result.cancel()
+            if self._latest.get(key) is asyncio.current_task():
+                del self._latest[key]
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _names(directory: str, listing: list[str]) -> list[str]:
+    """The names in a listing of `directory` (full paths, sorted, so the
+    names are sorted too)."""
+    start = len(directory) + 1
+    return [entry[start:] for entry in listing]

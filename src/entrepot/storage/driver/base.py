@@ -18,6 +18,8 @@ from typing import Final, Protocol, runtime_checkable
 
 # A segment: no '/', no control characters; '.' and '..' are refused apart.
 _SEGMENT: Final = re.compile(r"[^/\x00-\x1f\x7f]+")
+# A whole valid path other than the root, in one match: the common case.
+_VALID_PATH: Final = re.compile(r"(?:/(?!\.\.?(?:/|$))[^/\x00-\x1f\x7f]+)+")
 
 
 class StorageDriverError(Exception):
@@ -57,6 +59,8 @@ def check_path(driver: str, path: str) -> str:
 
     `/` (the root) is valid for listing and walking.
     """
+    if isinstance(path, str) and _VALID_PATH.fullmatch(path):
+        return path
     if not isinstance(path, str) or not path.startswith("/"):
         raise InvalidPath(driver, str(path), "must be absolute")
     if path == "/":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import concurrent.futures
 import errno
 import itertools
 import os
@@ -51,6 +52,11 @@ _TEMP_NAME: Final = re.compile(r"\.tmp-[0-9a-f]{32}")
 # next to the scandir and stat calls, small enough to start yielding soon.
 _WALK_BATCH: Final = 512
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+# `list_many` runs in a thread of its own rather than in the shared pool: a
+# listing gives up the interpreter lock for every entry, and several such
+# threads at once (a catalog load) spend more time passing the lock between
+# them than listing.
+_LISTER: Final = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lister")
 
 
 def _temp_name() -> str:
@@ -149,7 +155,9 @@ class FilesystemDriver:
 
     async def list_many(self, paths: Sequence[str]) -> builtins.list[builtins.list[str] | None]:
         fulls = [self._os_path(check_path(NAME, path)) for path in paths]
-        listings = await asyncio.to_thread(_list_many, fulls, [p == "/" for p in paths])
+        roots = [p == "/" for p in paths]
+        loop = asyncio.get_running_loop()
+        listings = await loop.run_in_executor(_LISTER, _list_many, fulls, roots)
         return [
             None if names is None else [child_path(path, name) for name in names]
             for path, names in zip(paths, listings, strict=True)
