@@ -156,10 +156,12 @@ class Settings:
         for 100 repositories (~4 s for 1,000): 64 at once would not finish one
         in the load's duration, so the catalog runs on S3_CATALOG_CONNECTIONS,
         for longer."""
+        if key == "catalog_1":
+            return 1
         return S3_CATALOG_CONNECTIONS if self.s3 and key == "catalog" else LOAD_CONNECTIONS
 
     def load_duration(self, key: str) -> int:
-        if self.s3 and key == "catalog":
+        if self.s3 and key in ("catalog", "catalog_1"):
             # a few whole-bucket listings: ~0.4 s each for 100 repositories, ~4 s for 1,000
             return max(self.duration, S3_CATALOG_MIN_DURATION if self.short else 20)
         return self.duration
@@ -203,11 +205,14 @@ def figures(s: Settings) -> list[Figure]:
     for key, label, tool in LOADS:
         if key == "catalog":
             label = f"catalog of {s.catalog_repos} repositories"
+        elif key == "catalog_1":
+            label = f"catalog of {s.catalog_repos} repositories, one client"
         elif key == "tags_list":
             label = f"tags list ({s.tags} tags)"
         rows.append(Figure(key, f"{label} [{tool}]", "req/s", True, tool))
         conns = s.connections(key)
-        rows.append(Figure(f"{key}_p99", f"  p99 latency at {conns} conns", "ms", False))
+        conns_label = "1 conn" if conns == 1 else f"{conns} conns"
+        rows.append(Figure(f"{key}_p99", f"  p99 latency at {conns_label}", "ms", False))
     for key, label in MEMORY:
         rows.append(Figure(f"rss_{key}", f"peak RSS, {label.format(b=b)}", "MiB", False))
         rows.append(Figure(f"rss_{key}_growth", "  growth over idle", "MiB", False))
@@ -222,6 +227,9 @@ LOADS: Final = (
     ("manifest_get_digest", "manifest GET by digest", "wrk"),
     ("tags_list", "tags list", "wrk"),
     ("catalog", "catalog", "wrk"),
+    # One connection: the cost of one walk, which concurrent identical
+    # requests may share in entrepot.
+    ("catalog_1", "catalog", "wrk"),
 )
 # (figure key, label) of the memory figures; the phases each one covers
 MEMORY: Final = (
@@ -1326,6 +1334,7 @@ class Bench:
             "manifest_get_digest": (f"/v2/{IMAGE_REPO}/manifests/{digest}", OCI_MANIFEST, "wrk"),
             "tags_list": (f"/v2/{IMAGE_REPO}/tags/list", None, "wrk"),
             "catalog": (f"/v2/_catalog?n={self.settings.catalog_repos}", None, "wrk"),
+            "catalog_1": (f"/v2/_catalog?n={self.settings.catalog_repos}", None, "wrk"),
         }
         path, accept, tool = paths[key]
         url = server.url + path

@@ -21,6 +21,7 @@ LOADS = (
     "manifest_get_digest",
     "tags_list",
     "catalog",
+    "catalog_1",
 )
 KEYS = (
     "push_mono_a",
