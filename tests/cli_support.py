@@ -26,7 +26,7 @@ from typing import Final
 import httpx
 import pytest
 
-from tests.clients.support import free_port
+from tests.support import STOP_TIMEOUT, free_port, stop, wait_ready
 
 __all__ = [
     "COMMAND_TIMEOUT",
@@ -50,8 +50,6 @@ SERVERS: Final = ("granian", "uvicorn")
 # One command (config check, purge, a refused start) takes well under a
 # second; the bound only keeps a hung one from hanging the suite.
 COMMAND_TIMEOUT: Final = 15.0
-START_TIMEOUT: Final = 20.0
-STOP_TIMEOUT: Final = 10.0
 REQUEST_TIMEOUT: Final = 20.0
 
 
@@ -189,7 +187,7 @@ def serve(
             )
         serving = Serving(process, url, log_path)
         try:
-            _wait_ready(serving, verify)
+            wait_ready(process, url, "entrepot serve", serving.log, verify)
             yield serving
         finally:
             _stop(process)
@@ -199,39 +197,8 @@ def serve(
             pytest.fail(f"entrepot serve printed a traceback:\n{output[-8000:]}", pytrace=False)
 
 
-def _wait_ready(serving: Serving, verify: ssl.SSLContext | bool) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    last = "no answer"
-    with httpx.Client(timeout=2.0, verify=verify) as probe:
-        while time.monotonic() < deadline:
-            if serving.process.poll() is not None:
-                pytest.fail(
-                    f"entrepot serve exited with status {serving.process.returncode} "
-                    f"before answering:\n{serving.log()[-4000:]}",
-                    pytrace=False,
-                )
-            try:
-                response = probe.get(f"{serving.url}/v2/")
-            except httpx.TransportError as exc:
-                last = repr(exc)
-            else:
-                if response.status_code == 200:
-                    return
-                last = f"GET /v2/ answered {response.status_code}"
-            time.sleep(0.05)
-    _stop(serving.process)
-    pytest.fail(
-        f"entrepot serve did not answer at {serving.url} within {START_TIMEOUT} s "
-        f"({last}):\n{serving.log()[-4000:]}",
-        pytrace=False,
-    )
-
-
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(STOP_TIMEOUT)
+    stop(process)
     # Whatever is left of its session (a worker), even after a clean exit.
     _kill_group(process)
 

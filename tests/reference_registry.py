@@ -12,20 +12,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-import httpx
 import pytest
 
+from tests.support import free_port, stop, wait_ready
+
 REGISTRY_BINARY = Path(os.environ.get("ENTREPOT_REFERENCE_REGISTRY", "/usr/bin/docker-registry"))
-START_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0
 # Fixed so that upload URLs (`_state`) stay valid across restarts of a test.
 HTTP_SECRET = "entrepot-tests-reference-registry"
 
@@ -35,13 +32,6 @@ class ReferenceRegistry(NamedTuple):
 
     url: str
     root: Path
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _config(root: Path, port: int) -> str:
@@ -84,7 +74,7 @@ def run_reference_registry(root: Path) -> Iterator[str]:
         )
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="reference-registry-") as scratch:
-        port = _free_port()
+        port = free_port()
         config = Path(scratch, "config.yml")
         config.write_text(_config(root, port))
         log = Path(scratch, "registry.log")
@@ -97,48 +87,10 @@ def run_reference_registry(root: Path) -> Iterator[str]:
                 stderr=subprocess.STDOUT,
             )
         try:
-            _wait_ready(process, url, log)
+            wait_ready(process, url, "the reference registry", lambda: _tail(log))
             yield url
         finally:
-            _stop(process)
-
-
-def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    last_error = "no answer"
-    with httpx.Client(timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"the reference registry exited with status {process.returncode}:\n"
-                    + _tail(log),
-                    pytrace=False,
-                )
-            try:
-                response = client.get(f"{url}/v2/")
-            except httpx.TransportError as exc:
-                last_error = repr(exc)
-            else:
-                if response.status_code == 200:
-                    return
-                last_error = f"GET /v2/ answered {response.status_code}"
-            time.sleep(0.05)
-    pytest.fail(
-        f"the reference registry did not answer within {START_TIMEOUT} s ({last_error}):\n"
-        + _tail(log),
-        pytrace=False,
-    )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=STOP_TIMEOUT)
+            stop(process)
 
 
 @pytest.fixture

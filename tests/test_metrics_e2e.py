@@ -16,7 +16,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.api.conftest import Server, _start_server, _stop, free_port
+from tests.api.conftest import Server, _start_server
 from tests.api.helpers import (
     OCI_CONFIG,
     OCI_LAYER,
@@ -27,6 +27,7 @@ from tests.api.helpers import (
     random_bytes,
     sha256,
 )
+from tests.support import free_port, stop
 
 DEADLINE = 15.0
 HEADS = 12  # blob HEADs, each on a fresh connection: spread over the workers
@@ -66,7 +67,7 @@ def served(
     try:
         yield Served(srv, f"http://127.0.0.1:{debug_port}", workers)
     finally:
-        _stop(srv.process)
+        stop(srv.process)
         stderr_file.close()
     assert "Traceback" not in srv.stderr(), srv.stderr()
 
@@ -210,7 +211,7 @@ def test_the_metrics_directory_is_removed_at_exit(
     try:
         assert [p.name.startswith("entrepot-metrics-") for p in temp.iterdir()] == [True]
     finally:
-        _stop(srv.process)
+        stop(srv.process)
         stderr_file.close()
     assert list(temp.iterdir()) == []
     assert "Traceback" not in srv.stderr(), srv.stderr()

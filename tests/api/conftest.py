@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import builtins
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,20 +27,12 @@ from entrepot.storage.driver.base import FileInfo, FileReader, FileWriter, Stora
 from entrepot.storage.driver.filesystem import FilesystemDriver
 from entrepot.storage.registry import Registry
 from tests.api.helpers import check_api_version
+from tests.support import free_port, stop, wait_ready
 
-STARTUP_TIMEOUT = 15.0
-SHUTDOWN_TIMEOUT = 10.0
 REQUEST_TIMEOUT = 20.0
 
 
 # -- the real server ----------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -89,33 +79,12 @@ def _start_server(
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     server = Server(f"http://127.0.0.1:{port}", root, process, stderr_path)
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    with httpx.Client(timeout=1.0) as probe:
-        while True:
-            if process.poll() is not None:
-                stderr_file.close()
-                pytest.fail(f"entrepot serve exited early:\n{server.stderr()}", pytrace=False)
-            try:
-                if probe.get(f"{server.url}/v2/").status_code == 200:
-                    return server, stderr_file
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                _stop(process)
-                stderr_file.close()
-                pytest.fail(f"entrepot serve did not come up:\n{server.stderr()}", pytrace=False)
-            time.sleep(0.05)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
     try:
-        process.wait(SHUTDOWN_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(SHUTDOWN_TIMEOUT)
+        wait_ready(process, server.url, "entrepot serve", server.stderr)
+    except BaseException:
+        stderr_file.close()
+        raise
+    return server, stderr_file
 
 
 @pytest.fixture(scope="module", params=["granian", "uvicorn"])
@@ -131,7 +100,7 @@ def server(
     try:
         yield srv
     finally:
-        _stop(srv.process)
+        stop(srv.process)
         stderr_file.close()
     text = srv.stderr()
     if "Traceback" in text:

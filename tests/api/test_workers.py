@@ -10,8 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import Server, _start_server, _stop
+from tests.api.conftest import Server, _start_server
 from tests.api.helpers import random_bytes, sha256
+from tests.support import stop
 
 WORKERS = 2
 CHUNK = 256 * 1024
@@ -26,7 +27,7 @@ def workers_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
     try:
         yield srv
     finally:
-        _stop(srv.process)
+        stop(srv.process)
         stderr_file.close()
     assert "Traceback" not in srv.stderr()
 

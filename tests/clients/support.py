@@ -13,19 +13,18 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import httpx
 import pytest
+
+from tests.support import free_port, stop, wait_ready
 
 OCI_MANIFEST: Final = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX: Final = "application/vnd.oci.image.index.v1+json"
@@ -34,8 +33,6 @@ DOCKER_MANIFEST_LIST: Final = "application/vnd.docker.distribution.manifest.list
 DOCKER_CONFIG: Final = "application/vnd.docker.container.image.v1+json"
 REF_NAME: Final = "org.opencontainers.image.ref.name"
 
-START_TIMEOUT: Final = 20.0
-STOP_TIMEOUT: Final = 10.0
 # One client command (a copy of a tiny image) takes well under a second
 # here; the bound only keeps a hung client from hanging the suite.
 CLIENT_TIMEOUT: Final = 60.0
@@ -123,13 +120,6 @@ def sha256(data: bytes) -> str:
 # --- entrepot as a subprocess ------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass(frozen=True)
 class Server:
     """A running registry: `host` is "127.0.0.1:PORT" (what clients take),
@@ -172,54 +162,17 @@ def run_entrepot(root: Path) -> Iterator[Server]:
                 stderr=subprocess.STDOUT,
             )
         try:
-            _wait_ready(process, f"http://{host}", log)
+            wait_ready(
+                process, f"http://{host}", "entrepot", lambda: log.read_text(errors="replace")
+            )
             yield Server(host, root)
         finally:
-            _stop(process)
+            stop(process)
             output = log.read_text(errors="replace")
             # Captured: pytest shows it with a failing test.
             print(f"--- entrepot on {host} over {root} ---\n{output[-8000:]}")
         if "Traceback" in output:
             pytest.fail(f"entrepot printed a traceback:\n{output[-8000:]}", pytrace=False)
-
-
-def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    last_error = "no answer"
-    with httpx.Client(timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"entrepot exited with status {process.returncode}:\n"
-                    + log.read_text(errors="replace")[-4000:],
-                    pytrace=False,
-                )
-            try:
-                response = client.get(f"{url}/v2/")
-            except httpx.TransportError as exc:
-                last_error = repr(exc)
-            else:
-                if response.status_code == 200:
-                    return
-                last_error = f"GET /v2/ answered {response.status_code}"
-            time.sleep(0.05)
-    _stop(process)
-    pytest.fail(
-        f"entrepot did not answer within {START_TIMEOUT} s ({last_error}):\n"
-        + log.read_text(errors="replace")[-4000:],
-        pytrace=False,
-    )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=STOP_TIMEOUT)
 
 
 # --- skopeo -------------------------------------------------------------------
