@@ -231,7 +231,7 @@ def _not_honoured(settings: Settings, server: str) -> list[str]:
     problems = []
     if settings.http.net == "unix":
         problems.append("http.net unix is not supported yet; listening on TCP")
-    if server == "uvicorn" and not settings.http.http2.disabled:
+    if server == "uvicorn" and _http2(settings):
         problems.append("uvicorn serves HTTP/1.1 only (use --server granian for HTTP/2)")
     tls = settings.http.tls
     if tls.ciphersuites:
@@ -241,6 +241,14 @@ def _not_honoured(settings: Settings, server: str) -> list[str]:
     if tls.enabled and server == "uvicorn" and tls.minimumtls != "tls1.2":
         problems.append("http.tls.minimumtls is not applied by uvicorn (use --server granian)")
     return problems
+
+
+def _http2(settings: Settings) -> bool:
+    """Whether to speak HTTP/2 as Distribution does: over TLS (negotiated)
+    unless `http.http2.disabled`; in clear text only with `http.h2c.enabled`."""
+    if settings.http.tls.enabled:
+        return not settings.http.http2.disabled
+    return settings.http.h2c.enabled
 
 
 def _tls_files(settings: Settings) -> tuple[str | None, str | None, str | None]:
@@ -265,7 +273,7 @@ def _serve_granian(settings: Settings, host: str, port: int, workers: int) -> No
     # GET is sent from the file by the server, never through Python.
     from pathlib import Path
 
-    from granian.constants import Interfaces, SSLProtocols
+    from granian.constants import HTTPModes, Interfaces, SSLProtocols
     from granian.log import LogLevels
 
     certificate, key, client_cas = _tls_files(settings)
@@ -274,6 +282,7 @@ def _serve_granian(settings: Settings, host: str, port: int, workers: int) -> No
         "address": host,
         "port": port,
         "interface": Interfaces.ASGI,
+        "http": HTTPModes.auto if _http2(settings) else HTTPModes.http1,
         "websockets": False,
         "log_level": LogLevels.warning,
     }

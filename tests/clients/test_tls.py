@@ -210,6 +210,51 @@ def test_httpx_verifies_with_the_ca_and_plain_http_fails(
         httpx.get(f"http://{tls_registry.host}/v2/", timeout=10.0)
 
 
+def _curl_http_version(url: str, *options: str | Path) -> str:
+    """The HTTP version curl ends up speaking to `url` (`GET /v2/`), asking
+    for HTTP/2; or curl's failure."""
+    finished = run(
+        ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{http_version}", *options, url],
+        check=False,
+    )
+    return finished.stdout.decode() if finished.returncode == 0 else f"failed: {finished.stderr}"
+
+
+@pytest.mark.parametrize(
+    ("http2", "expected"), [("", "200 2"), ("  http2:\n    disabled: true\n", "200 1.1")]
+)
+def test_http2_over_tls_unless_disabled(
+    tmp_path: Path, pki: PKI, http2: str, expected: str
+) -> None:
+    """As Distribution: HTTP/2 is negotiated over TLS (ALPN) unless
+    `http.http2.disabled`. granian speaks it; uvicorn does not."""
+    config, host = _config(tmp_path, pki, extra=http2)
+    with serve(config, f"https://{host}", verify=pki.context()):
+        version = _curl_http_version(f"https://{host}/v2/", "--http2", "--cacert", pki.ca)
+    assert version == expected
+
+
+@pytest.mark.parametrize(
+    ("h2c", "speaks_h2c"), [("", False), ("  h2c:\n    enabled: true\n", True)]
+)
+def test_h2c_only_when_enabled(tmp_path: Path, h2c: str, speaks_h2c: bool) -> None:
+    """In clear text, HTTP/2 (prior knowledge) only with `http.h2c.enabled`;
+    HTTP/1.1 is served either way."""
+    port = free_port()
+    text = f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'root'}\n"
+    text += f"http:\n  addr: 127.0.0.1:{port}\n{h2c}"
+    config = write_config(tmp_path / "config.yml", text)
+    url = f"http://127.0.0.1:{port}/v2/"
+    with serve(config, url.removesuffix("/v2/")):
+        plain = _curl_http_version(url)
+        prior = _curl_http_version(url, "--http2-prior-knowledge")
+    assert plain == "200 1.1"
+    if speaks_h2c:
+        assert prior == "200 2"
+    else:
+        assert prior != "200 2", prior
+
+
 @pytest.mark.parametrize("server", SERVERS)
 def test_mutual_tls_requires_a_client_certificate(
     server: str, pki: PKI, skopeo: Skopeo, tmp_path: Path
