@@ -165,7 +165,7 @@ def serve(
     config: Path | None,
     url: str,
     *args: str,
-    server: str = "granian",
+    server: str | None = "granian",
     env: Mapping[str, str] | None = None,
     verify: ssl.SSLContext | bool = True,
     allow_traceback: bool = False,
@@ -173,7 +173,9 @@ def serve(
     """`entrepot serve [CONFIG] --server SERVER ARGS`, ready once `GET
     {url}/v2/` answers 200 (bounded). At the end it is stopped (SIGTERM,
     then SIGKILL), and the test fails if its log shows a traceback."""
-    argv = [*ENTREPOT, "serve", *([os.fspath(config)] if config else []), "--server", server]
+    argv = [*ENTREPOT, "serve", *([os.fspath(config)] if config else [])]
+    if server is not None:  # None: the default choice (auto)
+        argv += ["--server", server]
     with tempfile.TemporaryDirectory(prefix="entrepot-serve-") as scratch:
         log_path = Path(scratch, "serve.log")
         with log_path.open("wb") as log_file:

@@ -161,7 +161,7 @@ def test_serves_the_development_example_of_the_docs(tmp_path: Path, server: str)
     assert pulled.content == data
     assert blob_file(root, digest).read_bytes() == data
     # Where it listens and where it stores, in one line.
-    assert re.search(rf"listening on (localhost|127\.0\.0\.1):{port} \(http\)", log), log
+    assert re.search(rf"listening on (localhost|127\.0\.0\.1):{port} \(http, {server}\)", log), log
     assert f"storage filesystem under {root}," in log
     assert f"configuration {config}" in log
     # The debug server of the example: health, and no metrics (prometheus is off).
@@ -232,7 +232,10 @@ def test_environment_overrides_where_it_listens_stores_and_deletes(tmp_path: Pat
     assert kept.status_code == 200
     assert kept.content == manifest
     assert headers["X-Content-Type-Options"] == "nosniff"  # the rest of the file holds
-    assert f"listening on 127.0.0.1:{env_port} (http), storage filesystem under {env_root}," in log
+    assert (
+        f"listening on 127.0.0.1:{env_port} (http, granian), storage filesystem under {env_root},"
+        in log
+    )
     assert "not supported yet: auth" in log
 
 

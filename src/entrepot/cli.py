@@ -160,7 +160,8 @@ def serve(args: argparse.Namespace) -> int:
     if listen_problem is not None:
         print(f"entrepot: {listen_problem}", file=sys.stderr)
         return 1
-    for problem in _not_honoured(settings, args.server):
+    server = _server(args.server, settings)
+    for problem in _not_honoured(settings, server):
         log.warning("configuration: %s", problem)
     os.environ[_SERVE_ENV] = json.dumps({"config": args.config, "workers": args.workers})
     storage = settings.storage
@@ -170,11 +171,12 @@ def serve(args: argparse.Namespace) -> int:
         else ""
     )
     log.info(
-        "entrepot %s listening on %s:%d (%s), storage %s%s, %d worker%s, %s",
+        "entrepot %s listening on %s:%d (%s, %s), storage %s%s, %d worker%s, %s",
         __version__,
         host,
         port,
         "https" if settings.http.tls.enabled else "http",
+        server,
         storage.driver,
         f" under {os.path.abspath(where)}" if where else "",
         args.workers,
@@ -190,7 +192,7 @@ def serve(args: argparse.Namespace) -> int:
             return 1
         _start_upload_purging(settings)
         try:
-            if args.server == "granian":
+            if server == "granian":
                 _serve_granian(settings, host, port, args.workers)
             else:
                 _serve_uvicorn(settings, host, port, args.workers)
@@ -241,6 +243,16 @@ def _not_honoured(settings: Settings, server: str) -> list[str]:
     if tls.enabled and server == "uvicorn" and tls.minimumtls != "tls1.2":
         problems.append("http.tls.minimumtls is not applied by uvicorn (use --server granian)")
     return problems
+
+
+def _server(choice: str, settings: Settings) -> str:
+    """The HTTP server to run. `auto`: uvicorn for plain HTTP, whose blob
+    GETs are zero-copy (`entrepot.zerocopy`); granian for TLS (no server
+    can send a file as it is over TLS, and granian speaks HTTP/2 and
+    applies `minimumtls`) and for h2c."""
+    if choice != "auto":
+        return choice
+    return "granian" if settings.http.tls.enabled or _http2(settings) else "uvicorn"
 
 
 def _http2(settings: Settings) -> bool:
@@ -368,7 +380,8 @@ def _serve_uvicorn(settings: Settings, host: str, port: int, workers: int) -> No
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        # httptools, plus zero-copy blob GETs (the pathsend extension).
+        http="entrepot.zerocopy:PathsendProtocol",
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=int(settings.http.draintimeout.total_seconds()) or None,
@@ -486,9 +499,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     run.add_argument(
         "--server",
-        choices=("granian", "uvicorn"),
-        default="granian",
-        help="HTTP server: granian (default; sends blobs straight from files) or uvicorn",
+        choices=("auto", "granian", "uvicorn"),
+        default="auto",
+        help="HTTP server: uvicorn (blob GETs sent with sendfile) or granian (HTTP/2); "
+        "auto (default): granian for TLS and h2c, else uvicorn",
     )
 
     config = sub.add_parser("config", help="work with configuration files")

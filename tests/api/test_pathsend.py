@@ -1,6 +1,7 @@
 """Zero-copy blob GETs: with a server that offers the ASGI pathsend extension
-(granian, the default), a full blob GET hands the server the blob's file and
-no byte goes through Python; ranges and servers without it stream."""
+(granian, and uvicorn on plain TCP through entrepot.zerocopy), a full blob
+GET hands the server the blob's file and no byte goes through Python; ranges
+and servers without it stream."""
 
 from __future__ import annotations
 

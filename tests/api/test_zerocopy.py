@@ -1,0 +1,203 @@
+"""Zero-copy blob GETs under uvicorn (`entrepot.zerocopy`), on a real
+`entrepot serve`: whole blobs go out with sendfile(2) from a worker thread,
+and the connection goes on as HTTP/1.1 requires (keep-alive, pipelining, a
+client that leaves mid-body); the default `--server auto` picks uvicorn for
+plain HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from entrepot.zerocopy import _send_file
+from tests.cli_support import Serving, free_port, push_blob, serve, write_config
+
+MiB = 1024 * 1024
+BLOB = os.urandom(24 * MiB + 12345)  # not a multiple of the 32 KiB pieces
+DIGEST = "sha256:" + hashlib.sha256(BLOB).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serving]:
+    """`entrepot serve` with the default server choice, holding BLOB."""
+    directory = tmp_path_factory.mktemp("zerocopy")
+    port = free_port()
+    config = write_config(
+        directory / "config.yml",
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {directory / 'root'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n",
+    )
+    with serve(config, f"http://127.0.0.1:{port}", server=None) as running:
+        with running.client() as http:
+            assert push_blob(http, "zero/copy", BLOB) == DIGEST
+        yield running
+
+
+def _port(serving: Serving) -> int:
+    return int(serving.url.rsplit(":", 1)[1])
+
+
+def _read_response(sock: socket.socket, pending: bytearray) -> tuple[bytes, dict[str, str], bytes]:
+    """One response from `sock` (Content-Length bodies only), leaving what
+    follows it in `pending`."""
+    deadline = time.monotonic() + 30
+    while b"\r\n\r\n" not in pending:
+        assert time.monotonic() < deadline, "no response head"
+        chunk = sock.recv(65536)
+        assert chunk, f"closed before a response head: {bytes(pending[:200])!r}"
+        pending += chunk
+    head, _, rest = bytes(pending).partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    length = int(headers["content-length"])
+    body = bytearray(rest)
+    while len(body) < length:
+        assert time.monotonic() < deadline, "body not complete"
+        chunk = sock.recv(4 * MiB)
+        assert chunk, f"closed with {length - len(body)} bytes to come"
+        body += chunk
+    pending[:] = body[length:]
+    return lines[0].encode(), headers, bytes(body[:length])
+
+
+def test_the_default_server_for_plain_http_is_uvicorn(registry: Serving) -> None:
+    assert "(http, uvicorn)" in registry.log()
+    with registry.client() as http:
+        response = http.get(f"/v2/zero/copy/blobs/{DIGEST}")
+    assert response.headers["server"] == "uvicorn"
+    assert response.headers["content-length"] == str(len(BLOB))
+    assert response.content == BLOB
+
+
+def test_keep_alive_goes_on_after_a_zero_copy_body(registry: Serving) -> None:
+    with registry.client() as http:
+        for _ in range(3):
+            response = http.get(f"/v2/zero/copy/blobs/{DIGEST}")
+            assert response.status_code == 200
+            assert hashlib.sha256(response.content).hexdigest() == DIGEST.split(":")[1]
+        # The same connection then answers an ordinary request.
+        assert http.get("/v2/").status_code == 200
+        tail = http.get(f"/v2/zero/copy/blobs/{DIGEST}", headers={"Range": "bytes=-100"})
+        assert (tail.status_code, tail.content) == (206, BLOB[-100:])
+
+
+def test_pipelined_requests_after_a_zero_copy_body(registry: Serving) -> None:
+    request = f"GET /v2/zero/copy/blobs/{DIGEST} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    last = b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", _port(registry)), timeout=30) as sock:
+        sock.sendall(request + request + last)  # all three before any answer
+        pending = bytearray()
+        for _ in range(2):
+            status, _, body = _read_response(sock, pending)
+            assert status.endswith(b"200 OK"), status
+            assert body == BLOB
+        status, _, body = _read_response(sock, pending)
+        assert status.endswith(b"200 OK")
+        assert body == b"{}"
+        assert pending == b""
+
+
+def test_a_client_leaving_mid_body_does_not_hurt_the_server(registry: Serving) -> None:
+    for _ in range(5):
+        with socket.create_connection(("127.0.0.1", _port(registry)), timeout=30) as sock:
+            sock.sendall(f"GET /v2/zero/copy/blobs/{DIGEST} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            received = 0
+            while received < MiB:
+                received += len(sock.recv(65536))
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+        # closed with a reset, most of the body unsent
+    with registry.client() as http:
+        for _ in range(3):
+            assert http.get(f"/v2/zero/copy/blobs/{DIGEST}").content == BLOB
+    assert "Traceback" not in registry.log()
+
+
+def test_sigterm_does_not_wait_for_a_client_that_stopped_reading(tmp_path: Path) -> None:
+    """A blob GET whose client reads nothing holds the send in its thread;
+    at the drain timeout the connection is shut down and the server exits,
+    rather than waiting out the stall."""
+    port = free_port()
+    config = write_config(
+        tmp_path / "config.yml",
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'root'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n  draintimeout: 2s\n",
+    )
+    with serve(config, f"http://127.0.0.1:{port}", server=None) as running:
+        with running.client() as http:
+            push_blob(http, "zero/stall", BLOB)
+        with socket.socket() as sock:
+            # A small receive window, set before connecting (which turns
+            # the kernel's autotuning off): the body cannot all be buffered.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            sock.settimeout(30)
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(f"GET /v2/zero/stall/blobs/{DIGEST} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert sock.recv(1024).startswith(b"HTTP/1.1 200")  # the body is on its way
+            time.sleep(0.5)  # and stuck: the client reads no more
+            running.process.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            try:
+                returncode: int | None = running.process.wait(20)
+            except subprocess.TimeoutExpired:
+                returncode = None
+            exited_after = time.monotonic() - signalled
+    assert returncode is not None, "still running 20 s after SIGTERM"
+    assert exited_after < 2.0 + 4.0, exited_after
+
+
+def test_send_file_sends_every_piece_and_stops_at_a_gone_peer(tmp_path: Path) -> None:
+    source = tmp_path / "data"
+    source.write_bytes(BLOB[: 5 * MiB + 7])
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.setblocking(False)
+        received = bytearray()
+
+        def drain() -> None:
+            while len(received) < 5 * MiB + 7:
+                received.extend(theirs.recv(MiB))
+
+        reader = threading.Thread(target=drain)
+        reader.start()
+        assert _send_file(ours.fileno(), str(source), 5 * MiB + 7) == 5 * MiB + 7
+        reader.join(30)
+        assert bytes(received) == BLOB[: 5 * MiB + 7]
+
+        # A file shorter than announced: what there is, then a short count.
+        short = tmp_path / "short"
+        short.write_bytes(b"x" * 1000)
+        assert _send_file(ours.fileno(), str(short), 5000) == 1000
+        assert theirs.recv(5000) == b"x" * 1000
+
+    # A peer that is gone: a short count, no exception.
+    ours, theirs = socket.socketpair()
+    with ours:
+        theirs.close()
+        ours.setblocking(False)
+        assert _send_file(ours.fileno(), str(source), 5 * MiB) < 5 * MiB
+
+
+def test_a_configuration_asking_for_http2_gets_granian(tmp_path: Path) -> None:
+    """`auto` picks granian when the configuration asks for HTTP/2 (h2c here,
+    which needs no certificate; TLS is tests/clients/test_tls.py)."""
+    port = free_port()
+    config = write_config(
+        tmp_path / "config.yml",
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'root'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n  h2c:\n    enabled: true\n",
+    )
+    with serve(config, f"http://127.0.0.1:{port}", server=None) as running:
+        assert "(http, granian)" in running.log()
+        with running.client() as http:
+            assert http.get("/v2/").headers.get("server") != "uvicorn"
