@@ -6,6 +6,7 @@ plain HTTP."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from entrepot.zerocopy import _send_file
+from entrepot.zerocopy import _send_from
 from tests.cli_support import Serving, free_port, push_blob, serve, write_config
 
 MiB = 1024 * 1024
@@ -123,6 +124,33 @@ def test_a_client_leaving_mid_body_does_not_hurt_the_server(registry: Serving) -
     assert "Traceback" not in registry.log()
 
 
+def test_clients_that_stop_reading_do_not_hold_up_other_requests(registry: Serving) -> None:
+    """Many pulls stuck on clients that read nothing hold no thread that
+    other requests need: uploads, pushes and pulls go on."""
+    stuck: list[socket.socket] = []
+    try:
+        for _ in range(40):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            sock.settimeout(30)
+            sock.connect(("127.0.0.1", _port(registry)))
+            sock.sendall(f"GET /v2/zero/copy/blobs/{DIGEST} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            stuck.append(sock)
+        for sock in stuck:
+            assert sock.recv(1024).startswith(b"HTTP/1.1 200")  # each body under way
+        time.sleep(0.5)
+        started = time.monotonic()
+        with registry.client() as http:
+            small = os.urandom(1000)
+            digest = push_blob(http, "zero/other", small)
+            assert http.get(f"/v2/zero/other/blobs/{digest}").content == small
+            assert http.head(f"/v2/zero/copy/blobs/{DIGEST}").status_code == 200
+        assert time.monotonic() - started < 5.0
+    finally:
+        for sock in stuck:
+            sock.close()
+
+
 def test_sigterm_does_not_wait_for_a_client_that_stopped_reading(tmp_path: Path) -> None:
     """A blob GET whose client reads nothing holds the send in its thread;
     at the drain timeout the connection is shut down and the server exits,
@@ -156,36 +184,49 @@ def test_sigterm_does_not_wait_for_a_client_that_stopped_reading(tmp_path: Path)
     assert exited_after < 2.0 + 4.0, exited_after
 
 
-def test_send_file_sends_every_piece_and_stops_at_a_gone_peer(tmp_path: Path) -> None:
+def test_send_from_sends_every_piece_stops_at_a_stall_and_at_a_gone_peer(
+    tmp_path: Path,
+) -> None:
+    size = 5 * MiB + 7
     source = tmp_path / "data"
-    source.write_bytes(BLOB[: 5 * MiB + 7])
+    source.write_bytes(BLOB[:size])
     ours, theirs = socket.socketpair()
-    with ours, theirs:
+    with source.open("rb") as file, ours, theirs:
         ours.setblocking(False)
         received = bytearray()
 
         def drain() -> None:
-            while len(received) < 5 * MiB + 7:
+            while len(received) < size:
                 received.extend(theirs.recv(MiB))
 
         reader = threading.Thread(target=drain)
         reader.start()
-        assert _send_file(ours.fileno(), str(source), 5 * MiB + 7) == 5 * MiB + 7
+        assert _send_from(ours.fileno(), file.fileno(), 0, size) == (size, "continue")
         reader.join(30)
-        assert bytes(received) == BLOB[: 5 * MiB + 7]
+        assert bytes(received) == BLOB[:size]
 
-        # A file shorter than announced: what there is, then a short count.
-        short = tmp_path / "short"
-        short.write_bytes(b"x" * 1000)
-        assert _send_file(ours.fileno(), str(short), 5000) == 1000
-        assert theirs.recv(5000) == b"x" * 1000
+        # A client that takes nothing: what the buffers hold, then "stalled".
+        sent, outcome = _send_from(ours.fileno(), file.fileno(), 0, size)
+        assert outcome == "stalled"
+        assert 0 < sent < size
+        # Taken up again from where it stopped once the client reads.
+        theirs.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            while theirs.recv(MiB):
+                pass
+        more, _ = _send_from(ours.fileno(), file.fileno(), sent, size)
+        assert more > 0
 
-    # A peer that is gone: a short count, no exception.
+    # A file shorter than announced, and a peer that is gone: "ended".
+    short = tmp_path / "short"
+    short.write_bytes(b"x" * 1000)
     ours, theirs = socket.socketpair()
-    with ours:
-        theirs.close()
+    with short.open("rb") as file, ours, theirs:
         ours.setblocking(False)
-        assert _send_file(ours.fileno(), str(source), 5 * MiB) < 5 * MiB
+        assert _send_from(ours.fileno(), file.fileno(), 0, 5000) == (1000, "ended")
+        assert theirs.recv(5000) == b"x" * 1000
+        theirs.close()
+        assert _send_from(ours.fileno(), file.fileno(), 0, 1000)[1] == "ended"
 
 
 def test_a_configuration_asking_for_http2_gets_granian(tmp_path: Path) -> None:
