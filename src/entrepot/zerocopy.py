@@ -50,9 +50,6 @@ STEP_WAIT_MS: Final = 50
 # The sender threads, apart from the pool the storage drivers use, so that
 # pulls never queue a storage call behind them.
 _SENDERS: Final = concurrent.futures.ThreadPoolExecutor(32, thread_name_prefix="sendfile")
-# Bound on the wait for the response head to leave the transport's buffer.
-_FLUSH_POLLS: Final = 2000
-_FLUSH_INTERVAL: Final = 0.001
 
 Message = MutableMapping[str, Any]
 Send = Callable[[Message], Awaitable[None]]
@@ -93,11 +90,15 @@ async def _pathsend(cycle: RequestResponseCycle, path: str) -> None:
     transport = cycle.transport
     if count and not cycle.disconnected and cycle.scope["method"] != "HEAD":
         # The head is in the transport's buffer if the socket did not take
-        # it at once: it must be out before the body goes in beside it.
-        for _ in range(_FLUSH_POLLS):
-            if transport.get_write_buffer_size() == 0 or transport.is_closing():
+        # it at once: it must be out before the body goes in beside it (a
+        # client that takes not even the head within STALL_TIMEOUT is cut).
+        waited, delay = 0.0, 0.001
+        while transport.get_write_buffer_size() and not transport.is_closing():
+            if waited >= STALL_TIMEOUT:
+                transport.close()
                 break
-            await asyncio.sleep(_FLUSH_INTERVAL)
+            await asyncio.sleep(delay)
+            waited, delay = waited + delay, min(delay * 2, 0.05)
         sock = transport.get_extra_info("socket")
         if sock is None or transport.is_closing():
             cycle.disconnected = True
