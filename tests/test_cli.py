@@ -738,3 +738,18 @@ def test_serve_refuses_zero_workers(tmp_path: Path) -> None:
     )
     assert finished.returncode == 2, finished.describe()
     assert "--workers" in finished.stderr
+
+
+def test_the_app_is_built_out_of_the_garbage_collectors_sight(tmp_path: Path) -> None:
+    """What `serve` builds lives as long as the process: frozen, so that full
+    collections during requests do not walk it."""
+    script = (
+        "import gc; from entrepot.cli import _app; from entrepot.config import embedded_default; "
+        f"import os; os.chdir({str(tmp_path)!r}); "
+        "_app(embedded_default(), 1); print(gc.get_freeze_count())"
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert int(finished.stdout.split()[-1]) > 10_000

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import gc
 import ipaddress
 import json
 import logging
@@ -62,7 +63,14 @@ def _app(settings: Settings, workers: int) -> App:
     _configure_logging(settings)
     if metrics_enabled(settings):
         metrics.enable()  # into the directory `serve` made for the workers
-    return build_app(settings, workers)
+    app = build_app(settings, workers)
+    # Everything made so far (modules, the configuration, the app) lives as
+    # long as the process: out of the collector's sight, so that its full
+    # collections, triggered by requests, do not walk it each time (about
+    # 9 ms here, seen in the p99 latency of one client's catalog walks).
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 def _configure_logging(settings: Settings) -> None:
