@@ -27,16 +27,35 @@ BLOB = os.urandom(24 * MiB + 12345)  # not a multiple of the 32 KiB pieces
 DIGEST = "sha256:" + hashlib.sha256(BLOB).hexdigest()
 
 
+def _config(directory: Path, port: int, http: str = "") -> Path:
+    """A config.yml in `directory`: filesystem storage, `http.addr` on
+    `port`, and more `http` keys."""
+    return write_config(
+        directory / "config.yml",
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {directory / 'root'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n{http}",
+    )
+
+
+def _stalled_get(port: int, repository: str) -> socket.socket:
+    """A connection whose blob GET has started and whose client then reads
+    no more: a small receive window, set before connecting (which turns the
+    kernel's autotuning off), so the body cannot all be buffered."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.settimeout(30)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(f"GET /v2/{repository}/blobs/{DIGEST} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert sock.recv(1024).startswith(b"HTTP/1.1 200")  # the body is on its way
+    return sock
+
+
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serving]:
     """`entrepot serve` with the default server choice, holding BLOB."""
     directory = tmp_path_factory.mktemp("zerocopy")
     port = free_port()
-    config = write_config(
-        directory / "config.yml",
-        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {directory / 'root'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n",
-    )
+    config = _config(directory, port)
     with serve(config, f"http://127.0.0.1:{port}", server=None) as running:
         with running.client() as http:
             assert push_blob(http, "zero/copy", BLOB) == DIGEST
@@ -130,14 +149,7 @@ def test_clients_that_stop_reading_do_not_hold_up_other_requests(registry: Servi
     stuck: list[socket.socket] = []
     try:
         for _ in range(40):
-            sock = socket.socket()
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-            sock.settimeout(30)
-            sock.connect(("127.0.0.1", _port(registry)))
-            sock.sendall(f"GET /v2/zero/copy/blobs/{DIGEST} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-            stuck.append(sock)
-        for sock in stuck:
-            assert sock.recv(1024).startswith(b"HTTP/1.1 200")  # each body under way
+            stuck.append(_stalled_get(_port(registry), "zero/copy"))
         time.sleep(0.5)
         started = time.monotonic()
         with registry.client() as http:
@@ -156,23 +168,12 @@ def test_sigterm_does_not_wait_for_a_client_that_stopped_reading(tmp_path: Path)
     at the drain timeout the connection is shut down and the server exits,
     rather than waiting out the stall."""
     port = free_port()
-    config = write_config(
-        tmp_path / "config.yml",
-        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'root'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n  draintimeout: 2s\n",
-    )
+    config = _config(tmp_path, port, "  draintimeout: 2s\n")
     with serve(config, f"http://127.0.0.1:{port}", server=None) as running:
         with running.client() as http:
             push_blob(http, "zero/stall", BLOB)
-        with socket.socket() as sock:
-            # A small receive window, set before connecting (which turns
-            # the kernel's autotuning off): the body cannot all be buffered.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-            sock.settimeout(30)
-            sock.connect(("127.0.0.1", port))
-            sock.sendall(f"GET /v2/zero/stall/blobs/{DIGEST} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-            assert sock.recv(1024).startswith(b"HTTP/1.1 200")  # the body is on its way
-            time.sleep(0.5)  # and stuck: the client reads no more
+        with _stalled_get(port, "zero/stall"):
+            time.sleep(0.5)
             running.process.send_signal(signal.SIGTERM)
             signalled = time.monotonic()
             try:
@@ -233,11 +234,7 @@ def test_a_configuration_asking_for_http2_gets_granian(tmp_path: Path) -> None:
     """`auto` picks granian when the configuration asks for HTTP/2 (h2c here,
     which needs no certificate; TLS is tests/clients/test_tls.py)."""
     port = free_port()
-    config = write_config(
-        tmp_path / "config.yml",
-        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'root'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n  h2c:\n    enabled: true\n",
-    )
+    config = _config(tmp_path, port, "  h2c:\n    enabled: true\n")
     with serve(config, f"http://127.0.0.1:{port}", server=None) as running:
         assert "(http, granian)" in running.log()
         with running.client() as http:
