@@ -145,12 +145,13 @@ class _Sender:
         client went away, stalled for STALL_TIMEOUT, or the file is short)."""
         loop = asyncio.get_running_loop()
         sent = 0
+        step: concurrent.futures.Future[tuple[int, str]] | None = None
         try:
-            self._source = await loop.run_in_executor(_SENDERS, os.open, self._path, os.O_RDONLY)
             while sent < count:
                 with self._lock:
                     self._stepping = True
-                n, outcome = await loop.run_in_executor(_SENDERS, self._step, sent, count)
+                step = _SENDERS.submit(self._step, sent, count)
+                n, outcome = await asyncio.wrap_future(step)
                 sent += n
                 if outcome == _ENDED:
                     break
@@ -159,6 +160,8 @@ class _Sender:
             return sent
         finally:
             with self._lock:
+                if self._stepping and step is not None and step.cancel():
+                    self._stepping = False  # cancelled before it ran: it never will
                 if self._stepping:  # cancelled while a step runs: it closes
                     self._abandoned = True
                     with contextlib.suppress(OSError), socket.socket(fileno=os.dup(self._fd)) as s:
@@ -170,7 +173,11 @@ class _Sender:
         """In a sender thread: send from `offset` until done, or the client
         stops taking bytes for STEP_WAIT_MS; (bytes sent, outcome)."""
         try:
-            assert self._source is not None
+            if self._source is None:
+                try:
+                    self._source = os.open(self._path, os.O_RDONLY)
+                except FileNotFoundError:  # deleted since the response began
+                    return 0, _ENDED
             return _send_from(self._fd, self._source, offset, count)
         finally:
             with self._lock:
