@@ -43,6 +43,7 @@ from entrepot.storage.cache.redis import (
 )
 from entrepot.storage.driver.filesystem import FilesystemDriver
 from entrepot.storage.registry import Registry, Repository
+from tests.support import free_port
 
 REDIS_SERVER = shutil.which("redis-server")
 LOGGER = "entrepot.storage.cache.redis"
@@ -53,13 +54,6 @@ BACKOFF = (0.2, 0.4)
 
 
 # -- a real Redis --
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class RedisServer:

@@ -17,7 +17,6 @@ import atexit
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -31,6 +30,7 @@ from typing import Any, Final
 from azure.storage.blob import BlobServiceClient
 
 from entrepot.storage.driver.azure import AzureDriver
+from tests.support import free_port, stop
 
 # Azurite's well-known development account.
 ACCOUNT_NAME: Final = "devstoreaccount1"
@@ -55,13 +55,7 @@ class AzuriteServer:
     log_path: str
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop(self.process)
         shutil.rmtree(self.workspace, ignore_errors=True)
         Path(self.log_path).unlink(missing_ok=True)
 
@@ -88,13 +82,6 @@ def azurite_binary() -> str:
     return str(cached)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1):
@@ -107,7 +94,7 @@ def _answers(url: str) -> bool:
 
 def _start() -> AzuriteServer:
     binary = azurite_binary()
-    port = _free_port()
+    port = free_port()
     service_url = f"http://127.0.0.1:{port}/{ACCOUNT_NAME}"
     workspace = tempfile.mkdtemp(prefix="azurite-")
     log = tempfile.NamedTemporaryFile(prefix="azurite-", suffix=".log", delete=False)  # noqa: SIM115
