@@ -3,10 +3,10 @@
 entrepot reads the configuration files of CNCF Distribution, version "0.1":
 the same keys, defaults and ``REGISTRY_...`` environment overrides.
 `load_config` parses a file, applies the environment, checks everything and
-returns frozen `Settings` (one pydantic model per section) together with the
-warnings an operator should see: unknown keys, deprecated spellings, and the
-sections of Distribution that entrepot does not implement yet, which are
-reported, never silently ignored. Anything wrong is a single `ConfigError`
+returns frozen `Settings` (one dataclass per section, checked against its
+type hints) together with the warnings an operator should see: unknown keys,
+deprecated spellings, and the sections of Distribution that entrepot does not
+implement yet, which are reported, never silently ignored. Anything wrong is a single `ConfigError`
 that names the key and where it came from (file line or variable).
 `embedded_default` is what entrepot runs with when given no file; `masked`
 gives the effective settings with secrets hidden, ready to print.
@@ -51,13 +51,13 @@ Without a file, the overrides apply to the embedded default.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
-import functools
 import os
 import re
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from fractions import Fraction
@@ -66,18 +66,6 @@ from typing import Annotated, Any, ClassVar, Final, Literal, Self
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictInt,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
 
 __all__ = [
     "CIPHER_SUITES",
@@ -233,7 +221,44 @@ def _to_duration(value: object) -> timedelta:
     return duration
 
 
-Duration = Annotated[timedelta, BeforeValidator(_to_duration)]
+@dataclass(frozen=True, slots=True)
+class _Before:
+    """Type-hint metadata (``Annotated[T, _Before(f)]``): `f` turns the raw
+    value into one of type T before it is checked, or raises `ValueError`."""
+
+    convert: Callable[[Any], object]
+
+
+@dataclass(frozen=True, slots=True)
+class _After:
+    """Type-hint metadata: `f` checks (or adjusts) a value once it has its
+    type, or raises `ValueError`. Not applied to None."""
+
+    convert: Callable[[Any], object]
+
+
+def _between(low: int | None = None, high: int | None = None) -> _After:
+    """An integer from `low` to `high`, both included (None: no bound)."""
+
+    def check(value: int) -> int:
+        if low is not None and value < low:
+            raise ValueError(f"expected at least {low}, got {_describe(value)}")
+        if high is not None and value > high:
+            raise ValueError(f"expected at most {high}, got {_describe(value)}")
+        return value
+
+    return _After(check)
+
+
+def _not_empty(value: str) -> str:
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+_NOT_EMPTY: Final = _After(_not_empty)
+
+Duration = Annotated[timedelta, _Before(_to_duration)]
 """A non-negative duration, written ``10s``, ``1m30s``, ``168h`` or in nanoseconds."""
 
 
@@ -257,77 +282,117 @@ def _describe(value: object) -> str:
 
 
 # The settings model ----------------------------------------------------------
+#
+# Each section is a frozen dataclass whose type hints say what it accepts;
+# `_validate` checks a raw mapping against them, the way config.yml is meant:
+# strictly (a string is not a number, 1 is not true), with `_Before` and
+# `_After` metadata for conversions and bounds. Checks across fields live in
+# `__post_init__` (raising `ValueError`, or `_KeyProblem` to name one field),
+# so a section built directly in code is checked too.
 
 
-class _Section(BaseModel):
-    """Base of every section: immutable, and strict about its keys (unknown
-    keys are reported and removed before validation, see `_prune`)."""
+class _KeyProblem(ValueError):
+    """A problem `__post_init__` finds with one field (`key`) of a section."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Section:
+    """Base of every section: immutable; keys it does not know are reported
+    and removed before validation (see `_prune`)."""
+
+    @classmethod
+    def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """The raw mapping, adjusted before its fields are checked."""
+        return data
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> Self:
+        """This section from plain data, checked; raises `ConfigError`
+        listing every problem, each with its key path in the section."""
+        problems: list[tuple[_KeyPath, str]] = []
+        section = _validate(cls, dict(data), (), problems)
+        if section is None:
+            raise ConfigError(
+                *(f"{_dotted(path) or cls.__name__}: {text}" for path, text in problems)
+            )
+        return section
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as plain data, sections as nested dicts."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
 class AccessLogSettings(_Section):
-    disabled: StrictBool = False
+    disabled: bool = False
 
 
+def _lower_level(value: object) -> object:
+    # Distribution lower-cases the level before checking it.
+    if isinstance(value, str) and value.lower() in ("error", "warn", "info", "debug"):
+        return value.lower()
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
 class LogSettings(_Section):
     """``log``: level, line format and fields added to every line."""
 
-    level: Literal["error", "warn", "info", "debug"] = "info"
+    level: Annotated[Literal["error", "warn", "info", "debug"], _Before(_lower_level)] = "info"
     formatter: Literal["text", "json", "logstash"] = "text"
-    fields: Mapping[str, Any] = Field(default_factory=dict)
+    fields: Mapping[str, Any] = field(default_factory=dict)
     accesslog: AccessLogSettings = AccessLogSettings()
 
-    @field_validator("level", mode="before")
-    @classmethod
-    def _lower_level(cls, value: object) -> object:
-        # Distribution lower-cases the level before checking it.
-        if isinstance(value, str) and value.lower() in ("error", "warn", "info", "debug"):
-            return value.lower()
-        return value
 
-
+@dataclass(frozen=True, kw_only=True)
 class FilesystemSettings(_Section):
     """``storage.filesystem``: the local disk."""
 
-    rootdirectory: str = Field(default="/var/lib/registry", min_length=1)
-    maxthreads: StrictInt = Field(default=100, ge=25)
+    rootdirectory: Annotated[str, _NOT_EMPTY] = "/var/lib/registry"
+    maxthreads: Annotated[int, _between(25)] = 100
 
 
+@dataclass(frozen=True, kw_only=True)
 class InMemorySettings(_Section):
     """``storage.inmemory``: volatile, for tests; takes no parameters."""
 
 
+@dataclass(frozen=True, kw_only=True)
 class S3Settings(_Section):
     """``storage.s3``: Amazon S3 and compatible services (every key of
     Distribution's driver; defaults are Distribution's)."""
 
     region: str
-    bucket: str = Field(min_length=1)
+    bucket: Annotated[str, _NOT_EMPTY]
     accesskey: str | None = None
     secretkey: str | None = None
     regionendpoint: str | None = None
     redirectendpoint: str | None = None
-    forcepathstyle: StrictBool = False
-    encrypt: StrictBool = False
+    forcepathstyle: bool = False
+    encrypt: bool = False
     keyid: str | None = None
-    secure: StrictBool = True
-    skipverify: StrictBool = False
-    v4auth: StrictBool = True
-    chunksize: StrictInt = Field(default=10 * _MiB, ge=5 * _MiB, le=5 * _GiB)
-    multipartcopychunksize: StrictInt = Field(default=32 * _MiB, ge=5 * _MiB, le=5 * _GiB)
-    multipartcopymaxconcurrency: StrictInt = Field(default=100, ge=1)
-    multipartcopythresholdsize: StrictInt = Field(default=32 * _MiB, ge=0, le=5 * _GiB)
+    secure: bool = True
+    skipverify: bool = False
+    v4auth: bool = True
+    chunksize: Annotated[int, _between(5 * _MiB, 5 * _GiB)] = 10 * _MiB
+    multipartcopychunksize: Annotated[int, _between(5 * _MiB, 5 * _GiB)] = 32 * _MiB
+    multipartcopymaxconcurrency: Annotated[int, _between(1)] = 100
+    multipartcopythresholdsize: Annotated[int, _between(0, 5 * _GiB)] = 32 * _MiB
     rootdirectory: str = ""
     storageclass: str = "STANDARD"
     useragent: str | None = None
-    usedualstack: StrictBool = False
-    accelerate: StrictBool = False
-    usefipsendpoint: StrictBool = False
+    usedualstack: bool = False
+    accelerate: bool = False
+    usefipsendpoint: bool = False
     objectacl: str = "private"
     loglevel: str = "off"
 
 
+@dataclass(frozen=True, kw_only=True)
 class AzureCredentials(_Section):
     """``storage.azure.credentials``: how to authenticate to Azure."""
 
@@ -337,11 +402,12 @@ class AzureCredentials(_Section):
     secret: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
 class AzureSettings(_Section):
     """``storage.azure``: Azure Blob Storage."""
 
     accountname: str
-    container: str = Field(min_length=1)
+    container: Annotated[str, _NOT_EMPTY]
     accountkey: str | None = None
     credentials: AzureCredentials | None = None
     # Distribution 3's keys: the account's blob endpoint (by default
@@ -351,51 +417,53 @@ class AzureSettings(_Section):
     connectionstring: str | None = None
     rootdirectory: str = ""
     realm: str = "core.windows.net"
-    max_retries: StrictInt = Field(default=5, ge=-1)
+    max_retries: Annotated[int, _between(-1)] = 5
     retry_delay: Duration = timedelta(milliseconds=100)
 
-    @model_validator(mode="after")
-    def _authenticated(self) -> Self:
+    def __post_init__(self) -> None:
         if self.accountkey is None and self.credentials is None and self.connectionstring is None:
             raise ValueError("give accountkey, credentials or connectionstring")
-        return self
 
 
+@dataclass(frozen=True, kw_only=True)
 class DeleteSettings(_Section):
-    enabled: StrictBool = False
+    enabled: bool = False
 
 
+@dataclass(frozen=True, kw_only=True)
 class RedirectSettings(_Section):
-    disable: StrictBool = False
+    disable: bool = False
 
 
+@dataclass(frozen=True, kw_only=True)
 class CacheSettings(_Section):
     """``storage.cache``: the blob descriptor cache (``layerinfo`` is the
     deprecated name of ``blobdescriptor``); none when not set."""
 
     blobdescriptor: Literal["inmemory", "redis"] | None = None
-    blobdescriptorsize: StrictInt = Field(default=10000, ge=0)  # 0: unbounded
+    blobdescriptorsize: Annotated[int, _between(0)] = 10000  # 0: unbounded
 
 
+@dataclass(frozen=True, kw_only=True)
 class UploadPurgingSettings(_Section):
     """``storage.maintenance.uploadpurging``: removal of abandoned uploads."""
 
-    enabled: StrictBool = True
+    enabled: bool = True
     age: Duration = timedelta(hours=168)
     interval: Duration = timedelta(hours=24)
-    dryrun: StrictBool = False
+    dryrun: bool = False
 
-    @model_validator(mode="after")
-    def _positive_interval(self) -> Self:
+    def __post_init__(self) -> None:
         if self.enabled and not self.interval:
             raise ValueError("interval must be more than 0s while upload purging is enabled")
-        return self
 
 
+@dataclass(frozen=True, kw_only=True)
 class ReadOnlySettings(_Section):
-    enabled: StrictBool = False
+    enabled: bool = False
 
 
+@dataclass(frozen=True, kw_only=True)
 class MaintenanceSettings(_Section):
     uploadpurging: UploadPurgingSettings = UploadPurgingSettings()
     readonly: ReadOnlySettings = ReadOnlySettings()
@@ -404,6 +472,7 @@ class MaintenanceSettings(_Section):
 DriverSettings = FilesystemSettings | InMemorySettings | S3Settings | AzureSettings
 
 
+@dataclass(frozen=True, kw_only=True)
 class StorageSettings(_Section):
     """``storage``: exactly one driver section, and the storage options."""
 
@@ -418,12 +487,10 @@ class StorageSettings(_Section):
     cache: CacheSettings = CacheSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
 
-    @model_validator(mode="after")
-    def _one_driver(self) -> Self:
+    def __post_init__(self) -> None:
         configured = [name for name in self.DRIVERS if getattr(self, name) is not None]
         if len(configured) != 1:
             raise ValueError(_driver_count_problem(configured))
-        return self
 
     @property
     def driver(self) -> str:
@@ -437,7 +504,7 @@ class StorageSettings(_Section):
 
     def driver_parameters(self) -> dict[str, Any]:
         """The driver's parameters as a plain mapping, for `create_driver`."""
-        return self.driver_settings.model_dump()
+        return self.driver_settings.as_dict()
 
 
 def _driver_count_problem(drivers: Sequence[object]) -> str:
@@ -486,6 +553,20 @@ CIPHER_SUITES: Final = frozenset(
 )
 
 
+def _known_suites(value: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = [suite for suite in value if suite not in CIPHER_SUITES]
+    if unknown:
+        raise ValueError(f"unknown cipher suite {unknown[0]!r}")
+    return value
+
+
+def _certificate_and_key(certificate: str | None, key: str | None) -> None:
+    if (certificate is None) != (key is None):
+        missing = "key" if key is None else "certificate"
+        raise ValueError(f"certificate and key go together; {missing} is missing")
+
+
+@dataclass(frozen=True, kw_only=True)
 class TLSSettings(_Section):
     """``http.tls``: serve HTTPS when `certificate` (and `key`) are set."""
 
@@ -494,33 +575,23 @@ class TLSSettings(_Section):
     clientcas: tuple[str, ...] = ()
     clientauth: _CLIENT_AUTH = "require-and-verify-client-cert"
     minimumtls: Literal["tls1.0", "tls1.1", "tls1.2", "tls1.3"] = "tls1.2"
-    ciphersuites: tuple[str, ...] = ()  # empty: Distribution's default list
+    ciphersuites: Annotated[tuple[str, ...], _After(_known_suites)] = ()  # empty: Distribution's
 
-    @field_validator("ciphersuites")
-    @classmethod
-    def _known_suites(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [suite for suite in value if suite not in CIPHER_SUITES]
-        if unknown:
-            raise ValueError(f"unknown cipher suite {unknown[0]!r}")
-        return value
-
-    @model_validator(mode="after")
-    def _pair(self) -> Self:
-        if (self.certificate is None) != (self.key is None):
-            missing = "key" if self.key is None else "certificate"
-            raise ValueError(f"certificate and key go together; {missing} is missing")
-        return self
+    def __post_init__(self) -> None:
+        _certificate_and_key(self.certificate, self.key)
 
     @property
     def enabled(self) -> bool:
         return self.certificate is not None
 
 
+@dataclass(frozen=True, kw_only=True)
 class PrometheusSettings(_Section):
-    enabled: StrictBool = False
+    enabled: bool = False
     path: str = "/metrics"
 
 
+@dataclass(frozen=True, kw_only=True)
 class DebugSettings(_Section):
     """``http.debug``: the debug server, off unless `addr` is set."""
 
@@ -528,61 +599,59 @@ class DebugSettings(_Section):
     prometheus: PrometheusSettings = PrometheusSettings()
 
 
+@dataclass(frozen=True, kw_only=True)
 class HTTP2Settings(_Section):
-    disabled: StrictBool = False
+    disabled: bool = False
 
 
+@dataclass(frozen=True, kw_only=True)
 class H2CSettings(_Section):
-    enabled: StrictBool = False
+    enabled: bool = False
 
 
+def _default_net(value: object) -> object:
+    return "tcp" if value == "" else value  # Distribution: empty means tcp
+
+
+def _slashes(value: str) -> str:
+    if value and not (value.startswith("/") and value.endswith("/")):
+        raise ValueError(f"expected a path starting and ending with /, got {value!r}")
+    return value
+
+
+def _absolute_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            f"expected an absolute URL such as https://registry.example.com, got {value!r}"
+        )
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
 class HttpSettings(_Section):
     """``http``: the server. Instances sharing storage must share `secret`
     (upload state is signed with it); none means one generated at start."""
 
-    # `net` first: checking `addr` depends on it.
-    net: Literal["tcp", "unix"] = "tcp"
-    addr: str = Field(default=":5000", min_length=1)
-    prefix: str = ""
-    host: str | None = None
+    net: Annotated[Literal["tcp", "unix"], _Before(_default_net)] = "tcp"
+    addr: Annotated[str, _NOT_EMPTY] = ":5000"
+    prefix: Annotated[str, _After(_slashes)] = ""
+    host: Annotated[str | None, _After(_absolute_url)] = None
     secret: str | None = None
-    relativeurls: StrictBool = False
+    relativeurls: bool = False
     draintimeout: Duration = timedelta(0)
-    headers: Mapping[str, tuple[str, ...]] = Field(default_factory=dict)
+    headers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     tls: TLSSettings = TLSSettings()
     debug: DebugSettings = DebugSettings()
     http2: HTTP2Settings = HTTP2Settings()
     h2c: H2CSettings = H2CSettings()
 
-    @field_validator("net", mode="before")
-    @classmethod
-    def _default_net(cls, value: object) -> object:
-        return "tcp" if value == "" else value  # Distribution: empty means tcp
-
-    @field_validator("addr")
-    @classmethod
-    def _listen_address(cls, value: str, info: ValidationInfo) -> str:
-        if info.data.get("net", "tcp") == "tcp":
-            split_host_port(value)  # a unix socket's addr is a path
-        return value
-
-    @field_validator("prefix")
-    @classmethod
-    def _slashes(cls, value: str) -> str:
-        if value and not (value.startswith("/") and value.endswith("/")):
-            raise ValueError(f"expected a path starting and ending with /, got {value!r}")
-        return value
-
-    @field_validator("host")
-    @classmethod
-    def _absolute_url(cls, value: str | None) -> str | None:
-        if value is not None:
-            parts = urlsplit(value)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ValueError(
-                    f"expected an absolute URL such as https://registry.example.com, got {value!r}"
-                )
-        return value
+    def __post_init__(self) -> None:
+        if self.net == "tcp":  # a unix socket's addr is a path
+            try:
+                split_host_port(self.addr)
+            except ValueError as exc:
+                raise _KeyProblem("addr", str(exc)) from None
 
 
 def split_host_port(addr: str) -> tuple[str, int]:
@@ -599,96 +668,96 @@ def split_host_port(addr: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _ten_seconds_if_zero(value: timedelta) -> timedelta:
+    return value or timedelta(seconds=10)  # as Distribution: 0 means the default
+
+
+def _at_least_one(value: int) -> int:
+    return max(value, 1)  # as Distribution: 0 means a single failure
+
+
+@dataclass(frozen=True, kw_only=True)
 class StorageDriverHealthSettings(_Section):
     """``health.storagedriver``: a periodic check of the storage driver."""
 
-    enabled: StrictBool = False
-    interval: Duration = timedelta(seconds=10)
-    threshold: StrictInt = Field(default=1, ge=0)
-
-    @field_validator("interval")
-    @classmethod
-    def _default_interval(cls, value: timedelta) -> timedelta:
-        return value or timedelta(seconds=10)  # as Distribution: 0 means the default
-
-    @field_validator("threshold")
-    @classmethod
-    def _one_failure(cls, value: int) -> int:
-        return max(value, 1)  # as Distribution: 0 means a single failure
+    enabled: bool = False
+    interval: Annotated[Duration, _After(_ten_seconds_if_zero)] = timedelta(seconds=10)
+    threshold: Annotated[int, _between(0), _After(_at_least_one)] = 1
 
 
+@dataclass(frozen=True, kw_only=True)
 class HealthSettings(_Section):
     storagedriver: StorageDriverHealthSettings = StorageDriverHealthSettings()
 
 
+def _compiles(value: tuple[str, ...]) -> tuple[str, ...]:
+    for pattern in value:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
 class URLValidationSettings(_Section):
     """``validation.manifests.urls``: regular expressions for foreign layer
     URLs in pushed manifests (none allowed when `allow` is empty)."""
 
-    allow: tuple[str, ...] = ()
-    deny: tuple[str, ...] = ()
-
-    @field_validator("allow", "deny")
-    @classmethod
-    def _compiles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
-        return value
+    allow: Annotated[tuple[str, ...], _After(_compiles)] = ()
+    deny: Annotated[tuple[str, ...], _After(_compiles)] = ()
 
 
+@dataclass(frozen=True, kw_only=True)
 class ManifestValidationSettings(_Section):
     urls: URLValidationSettings = URLValidationSettings()
 
 
+@dataclass(frozen=True, kw_only=True)
 class ValidationSettings(_Section):
     """``validation`` (``enabled`` is the deprecated opposite of ``disabled``)."""
 
-    disabled: StrictBool = False
+    disabled: bool = False
     manifests: ManifestValidationSettings = ManifestValidationSettings()
 
 
+def _default_entries(value: int) -> int:
+    return value if value > 0 else 1000  # as Distribution
+
+
+@dataclass(frozen=True, kw_only=True)
 class CatalogSettings(_Section):
-    maxentries: StrictInt = 1000
-
-    @field_validator("maxentries")
-    @classmethod
-    def _default_entries(cls, value: int) -> int:
-        return value if value > 0 else 1000  # as Distribution
+    maxentries: Annotated[int, _After(_default_entries)] = 1000
 
 
+@dataclass(frozen=True, kw_only=True)
 class RedisPoolSettings(_Section):
-    maxidle: StrictInt | None = Field(default=None, ge=0)
-    maxactive: StrictInt | None = Field(default=None, ge=0)
+    maxidle: Annotated[int | None, _between(0)] = None
+    maxactive: Annotated[int | None, _between(0)] = None
     idletimeout: Duration | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
 class RedisTLSSettings(_Section):
     """``redis.tls``: on with ``enabled: true``, or when a certificate or CA is given."""
 
-    enabled: StrictBool = False
+    enabled: bool = False
     certificate: str | None = None
     key: str | None = None
     rootcas: tuple[str, ...] = ()
 
-    @model_validator(mode="before")
     @classmethod
-    def _enabled_by_files(cls, data: object) -> object:
+    def _prepare(cls, data: dict[str, Any]) -> dict[str, Any]:
         files = ("certificate", "key", "rootcas")
-        if isinstance(data, dict) and "enabled" not in data and any(map(data.get, files)):
+        if "enabled" not in data and any(map(data.get, files)):
             return {**data, "enabled": True}
         return data
 
-    @model_validator(mode="after")
-    def _pair(self) -> Self:
-        if (self.certificate is None) != (self.key is None):
-            missing = "key" if self.key is None else "certificate"
-            raise ValueError(f"certificate and key go together; {missing} is missing")
-        return self
+    def __post_init__(self) -> None:
+        _certificate_and_key(self.certificate, self.key)
 
 
+@dataclass(frozen=True, kw_only=True)
 class RedisSettings(_Section):
     """``redis``: the shared descriptor cache. Both spellings are read:
     Distribution 2's (``addr``, ``pool.maxidle``, ...) and 3's (``addrs``,
@@ -698,18 +767,17 @@ class RedisSettings(_Section):
     addrs: tuple[str, ...] = ()
     username: str | None = None
     password: str | None = None
-    db: StrictInt = Field(default=0, ge=0)
+    db: Annotated[int, _between(0)] = 0
     dialtimeout: Duration | None = None
     readtimeout: Duration | None = None
     writetimeout: Duration | None = None
     pool: RedisPoolSettings = RedisPoolSettings()
-    maxidleconns: StrictInt | None = Field(default=None, ge=0)
-    poolsize: StrictInt | None = Field(default=None, ge=0)
+    maxidleconns: Annotated[int | None, _between(0)] = None
+    poolsize: Annotated[int | None, _between(0)] = None
     connmaxidletime: Duration | None = None
     tls: RedisTLSSettings = RedisTLSSettings()
 
-    @model_validator(mode="after")
-    def _one_spelling(self) -> Self:
+    def __post_init__(self) -> None:
         if self.addr is not None and self.addrs:
             raise ValueError("give addr or addrs, not both")
         for old, new in (
@@ -719,7 +787,6 @@ class RedisSettings(_Section):
         ):
             if getattr(self.pool, old) is not None and getattr(self, new) is not None:
                 raise ValueError(f"pool.{old} and {new} are the same setting; give one")
-        return self
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -739,6 +806,7 @@ class RedisSettings(_Section):
         return self.connmaxidletime if self.connmaxidletime is not None else self.pool.idletimeout
 
 
+@dataclass(frozen=True, kw_only=True)
 class Settings(_Section):
     """A whole configuration: the sections of Distribution's config.yml that
     entrepot implements, with Distribution's defaults."""
@@ -752,13 +820,144 @@ class Settings(_Section):
     catalog: CatalogSettings = CatalogSettings()
     redis: RedisSettings = RedisSettings()
 
-    @model_validator(mode="after")
-    def _redis_for_cache(self) -> Self:
+    def __post_init__(self) -> None:
         if self.storage.cache.blobdescriptor == "redis" and not self.redis.addresses:
             raise ValueError(
                 "storage.cache.blobdescriptor: redis needs a redis section with addr (or addrs)"
             )
-        return self
+
+
+# Checking raw data against a section's type hints ----------------------------
+
+_S = typing.TypeVar("_S", bound=_Section)
+_INVALID: Final = object()  # a value with a problem (recorded in `problems`)
+_HINTS: Final[dict[type[_Section], Mapping[str, object]]] = {}
+
+
+def _hints(model: type[_Section]) -> Mapping[str, object]:
+    """Each field's type hint, metadata included (evaluated once)."""
+    hints = _HINTS.get(model)
+    if hints is None:
+        every = typing.get_type_hints(model, include_extras=True)
+        hints = _HINTS[model] = {spec.name: every[spec.name] for spec in dataclasses.fields(model)}
+    return hints
+
+
+def _validate(
+    model: type[_S], data: object, path: _KeyPath, problems: list[tuple[_KeyPath, str]]
+) -> _S | None:
+    """`data` as a `model`, or None with the reasons added to `problems`."""
+    if isinstance(data, model):
+        return data
+    if not isinstance(data, dict):
+        problems.append((path, f"expected a mapping, got {_describe(data)}"))
+        return None
+    data = model._prepare(data)
+    values: dict[str, object] = {}
+    valid = True
+    for spec in dataclasses.fields(model):
+        if spec.name not in data:
+            if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+                problems.append(((*path, spec.name), "required"))
+                valid = False
+            continue
+        value = _check(_hints(model)[spec.name], data[spec.name], (*path, spec.name), problems)
+        if value is _INVALID:
+            valid = False
+        values[spec.name] = value
+    for key in data:
+        if key not in _hints(model):
+            problems.append(((*path, str(key)), "unknown key"))
+            valid = False
+    if not valid:
+        return None
+    try:
+        return model(**values)
+    except _KeyProblem as exc:
+        problems.append(((*path, exc.key), str(exc)))
+    except ValueError as exc:
+        problems.append((path, str(exc)))
+    return None
+
+
+def _check(
+    hint: object, value: object, path: _KeyPath, problems: list[tuple[_KeyPath, str]]
+) -> object:
+    """`value` checked against the type `hint` (converted where the hint's
+    metadata says), or `_INVALID` with the reason added to `problems`."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    try:
+        if origin is Annotated:
+            steps = args[1:]
+            for step in steps:
+                if isinstance(step, _Before):
+                    value = step.convert(value)
+            value = _check(args[0], value, path, problems)
+            if value is _INVALID or value is None:
+                return value
+            for step in steps:
+                if isinstance(step, _After):
+                    value = step.convert(value)
+            return value
+    except ValueError as exc:
+        problems.append((path, str(exc)))
+        return _INVALID
+    if origin is typing.Union or origin is types.UnionType:
+        if value is None and type(None) in args:
+            return None
+        members = [arg for arg in args if arg is not type(None)]
+        assert len(members) == 1, f"{hint}: a union other than with None"
+        return _check(members[0], value, path, problems)
+    if isinstance(hint, type) and issubclass(hint, _Section):
+        return _validate(hint, value, path, problems) or _INVALID
+    problem = _problem(hint, origin, value)
+    if problem is not None:
+        problems.append((path, problem))
+        return _INVALID
+    if origin is tuple or origin is list:
+        assert isinstance(value, list | tuple)
+        items = [
+            _check(args[0], item, (*path, index), problems) for index, item in enumerate(value)
+        ]
+        return _INVALID if _INVALID in items else tuple(items)
+    if origin is dict or origin is Mapping:
+        assert isinstance(value, dict)
+        checked = {
+            key: _check(args[1], item, (*path, key), problems) for key, item in value.items()
+        }
+        return _INVALID if _INVALID in checked.values() else checked
+    return value
+
+
+def _problem(hint: object, origin: object, value: object) -> str | None:
+    """What is wrong with `value` as a `hint` at its own level, if anything."""
+    got = _describe(value)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if any(type(value) is type(choice) and value == choice for choice in choices):
+            return None
+        quoted = [repr(choice) for choice in choices]
+        expected = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+        return f"expected {expected}, got {got}"
+    if origin is tuple or origin is list:
+        return None if isinstance(value, list | tuple) else f"expected a list, got {got}"
+    if origin is dict or origin is Mapping:
+        if not isinstance(value, dict):
+            return f"expected a mapping, got {got}"
+        keys = [key for key in value if not isinstance(key, str)]
+        return f"keys must be text, got {_describe(keys[0])}" if keys else None
+    if hint is bool:
+        return None if isinstance(value, bool) else f"expected true or false, got {got}"
+    if hint is int:
+        integer = isinstance(value, int) and not isinstance(value, bool)
+        return None if integer else f"expected an integer, got {got}"
+    if hint is str:
+        return None if isinstance(value, str) else f"expected a string, got {got}"
+    if hint is timedelta:
+        return None if isinstance(value, timedelta) else f"expected a duration, got {got}"
+    if hint is Any:
+        return None
+    raise TypeError(f"no check for the type hint {hint!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -850,9 +1049,8 @@ def _shape(annotation: object) -> _Shape:
     return _Shape("value")
 
 
-@functools.cache
 def _field_shapes(model: type[_Section]) -> Mapping[str, _Shape]:
-    return {name: _shape(info.annotation) for name, info in model.model_fields.items()}
+    return {name: _shape(hint) for name, hint in _hints(model).items()}
 
 
 def _shape_at(path: Sequence[str]) -> _Shape:
@@ -967,14 +1165,10 @@ def _load(text: str, origin: str, environ: Mapping[str, str], source: str | None
     _replace_deprecated(document, loading)
     _check_storage(document, loading)
     _prune(document, Settings, (), loading)
-    try:
-        settings = Settings.model_validate(document)
-    except ValidationError as exc:
-        problems = [
-            loading.problem(tuple(error["loc"]), _explain(error))
-            for error in exc.errors(include_url=False)
-        ]
-        raise ConfigError(*problems) from None
+    problems: list[tuple[_KeyPath, str]] = []
+    settings = _validate(Settings, document, (), problems)
+    if settings is None:
+        raise ConfigError(*(loading.problem(path, text) for path, text in problems))
     return LoadedConfig(settings, tuple(loading.warnings), source)
 
 
@@ -1321,41 +1515,6 @@ def _prune(node: dict[Any, Any], model: type[_Section], path: _KeyPath, loading:
             _prune(value, shape.model, target, loading)
 
 
-def _explain(error: Mapping[str, Any]) -> str:
-    """One of pydantic's errors, in the words of this module."""
-    kind: str = error["type"]
-    context: Mapping[str, Any] = error.get("ctx") or {}
-    got = _describe(error.get("input"))
-    if kind == "missing":
-        return "required"
-    if kind == "string_type":
-        return f"expected a string, got {got}"
-    if kind in ("int_type", "int_parsing", "int_from_float"):
-        return f"expected an integer, got {got}"
-    if kind in ("bool_type", "bool_parsing"):
-        return f"expected true or false, got {got}"
-    if kind == "literal_error":
-        return f"expected {context['expected']}, got {got}"
-    if kind in ("dict_type", "mapping_type", "model_type", "model_attributes_type"):
-        return f"expected a mapping, got {got}"
-    if kind in ("list_type", "tuple_type"):
-        return f"expected a list, got {got}"
-    if kind in ("greater_than_equal", "greater_than"):
-        bound = context.get("ge", context.get("gt"))
-        return f"expected at least {bound}, got {got}"
-    if kind in ("less_than_equal", "less_than"):
-        bound = context.get("le", context.get("lt"))
-        return f"expected at most {bound}, got {got}"
-    if kind == "string_too_short":
-        return "must not be empty"
-    if kind in ("value_error", "assertion_error") and "error" in context:
-        return str(context["error"])
-    if kind == "extra_forbidden":
-        return "unknown key"
-    message: str = error["msg"]
-    return f"{message[:1].lower()}{message[1:]}, got {got}"
-
-
 # Defaults and printing -------------------------------------------------------
 
 EMBEDDED_DEFAULT_YAML: Final = f"""\
@@ -1399,7 +1558,7 @@ def masked(settings: Settings) -> dict[str, Any]:
     """The effective settings as plain data in config.yml's shape (only the
     configured driver, durations as text), secrets replaced by `MASK`:
     printable as YAML or JSON, and loadable again."""
-    data = settings.model_dump()
+    data = settings.as_dict()
     for name in StorageSettings.DRIVERS:
         if data["storage"][name] is None:
             del data["storage"][name]

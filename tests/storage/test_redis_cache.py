@@ -446,7 +446,7 @@ async def test_corrupt_entries_are_misses(
 
 
 async def test_settings(redis_server: RedisServer) -> None:
-    settings = RedisSettings.model_validate(
+    settings = RedisSettings.parse(
         {
             "addr": redis_server.addr,
             "db": 3,
@@ -470,7 +470,7 @@ async def test_settings(redis_server: RedisServer) -> None:
     finally:
         await client.aclose()
 
-    two = RedisSettings.model_validate({"addrs": ["127.0.0.1:1", "127.0.0.1:2"]})
+    two = RedisSettings.parse({"addrs": ["127.0.0.1:1", "127.0.0.1:2"]})
     with pytest.raises(ValueError, match="one address"):
         RedisBlobDescriptorCache.from_settings(two)
 

@@ -695,7 +695,7 @@ def test_the_config_model() -> None:
     from entrepot.config import AzureSettings
 
     settings = AzureSettings(accountname="acct", accountkey="a2V5", container="images")
-    driver = AzureDriver.from_parameters(settings.model_dump())
+    driver = AzureDriver.from_parameters(settings.as_dict())
     assert driver.name == "azure"
     assert driver.options.retry_delay == timedelta(milliseconds=100)
     assert driver.options.credentials is None

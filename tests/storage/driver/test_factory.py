@@ -59,7 +59,7 @@ def test_s3_from_the_config_model() -> None:
     from entrepot.config import S3Settings
 
     settings = S3Settings(region="us-east-1", bucket="images", rootdirectory="/registry")
-    driver = create_driver("s3", settings.model_dump())
+    driver = create_driver("s3", settings.as_dict())
     assert isinstance(driver, S3Driver)
     assert driver.options.root_directory == "/registry"
     assert driver.options.object_acl == "private"
