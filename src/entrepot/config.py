@@ -52,7 +52,6 @@ Without a file, the overrides apply to the embedded default.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import re
 import types
@@ -60,7 +59,6 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Final, Literal, Self
 from urllib.parse import urlsplit
@@ -150,7 +148,7 @@ _NS_PER_UNIT: Final[Mapping[str, int]] = {
 _UNITS: Final = "ns|us|µs|μs|ms|s|m|h"
 _NUMBER: Final = r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)"
 _DURATION: Final = re.compile(rf"[-+]?(?:{_NUMBER}(?:{_UNITS}))+")
-_DURATION_PART: Final = re.compile(rf"({_NUMBER})({_UNITS})")
+_DURATION_PART: Final = re.compile(rf"([0-9]*)\.?([0-9]*)({_UNITS})")
 _MAX_NANOSECONDS: Final = 2**63 - 1  # Go's time.Duration is an int64
 _DURATION_EXAMPLE: Final = "a duration such as 10s, 1m30s or 168h"
 
@@ -174,14 +172,13 @@ def parse_duration(value: str | int) -> timedelta:
         elif _DURATION.fullmatch(value) is None:
             raise ValueError(f"expected {_DURATION_EXAMPLE}, got {_describe(value)}")
         else:
-            total = sum(
-                (
-                    Fraction(number) * _NS_PER_UNIT[unit]
-                    for number, unit in _DURATION_PART.findall(body)
-                ),
-                Fraction(0),
-            )
-            nanoseconds = -int(total) if negative else int(total)  # Go truncates
+            total = 0
+            for whole, fraction, unit in _DURATION_PART.findall(body):
+                scale = _NS_PER_UNIT[unit]
+                total += int(whole or 0) * scale
+                if fraction:  # exact, then truncated (as Go)
+                    total += int(fraction) * scale // 10 ** len(fraction)
+            nanoseconds = -total if negative else total
     if abs(nanoseconds) > _MAX_NANOSECONDS:
         raise ValueError(f"duration out of range, got {_describe(value)}")
     microseconds, rest = divmod(abs(nanoseconds), 1000)
@@ -1078,6 +1075,8 @@ def _dotted(path: _KeyPath) -> str:
 
 
 def _suggestion(key: str, known: Sequence[str]) -> str:
+    import difflib  # only needed for a mistyped key
+
     folded = [name for name in known if name.lower() == key.lower()]
     close = folded or difflib.get_close_matches(key.lower(), known, n=1, cutoff=0.6)
     return f"; did you mean {close[0]}?" if close else ""
