@@ -11,6 +11,7 @@ from entrepot.api import App, Context
 from entrepot.api.context import UrlPolicy
 from entrepot.blobs import BlobDescriptorCacheProvider
 from entrepot.config import Settings
+from entrepot.memory import IdleTrim, malloc_trim
 from entrepot.storage.cache.memory import InMemoryBlobDescriptorCache
 from entrepot.storage.driver.base import StorageDriver
 from entrepot.storage.driver.factory import create_driver
@@ -91,4 +92,5 @@ def build_url_policy(settings: Settings) -> UrlPolicy | None:
 
 
 def build_app(settings: Settings, workers: int = 1) -> App:
-    return App(build_context(settings, workers))
+    trim = malloc_trim()
+    return App(build_context(settings, workers), IdleTrim(trim) if trim is not None else None)

@@ -32,6 +32,7 @@ from entrepot.api.http import (
 )
 from entrepot.errors import ReadOnly, RegistryError
 from entrepot.logs import ACCESS_LOGGER, request_id
+from entrepot.memory import IdleTrim
 from entrepot.reference import validate_name
 
 log = logging.getLogger(__name__)
@@ -69,14 +70,17 @@ ROUTES: Final = (
 
 
 class App:
-    """The registry's HTTP API as an ASGI application."""
+    """The registry's HTTP API as an ASGI application. `idle`, if given, is
+    told when each request starts and finishes (to give memory back when
+    the server goes quiet)."""
 
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: Context, idle: IdleTrim | None = None) -> None:
         self.context = context
+        self.idle = idle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send, self.context.registry.aclose)
+            await _lifespan(receive, send, self._close)
             return
         if scope["type"] != "http":
             return
@@ -84,9 +88,13 @@ class App:
         request = Request(scope, receive)
         token = request_id.set(request.headers.get("x-request-id") or uuid.uuid4().hex)
         status, sent = 0, 0  # stay so when sending the response fails
+        if self.idle is not None:
+            self.idle.started()
         try:
             status, sent = await self._serve(scope, request, send)
         finally:
+            if self.idle is not None:
+                self.idle.finished()
             if self.context.access_log:
                 _log_access(request, scope, status, sent, started)
             metrics.observe_request(
@@ -97,6 +105,11 @@ class App:
                 sent,
             )
             request_id.reset(token)
+
+    async def _close(self) -> None:
+        if self.idle is not None:
+            self.idle.close()
+        await self.context.registry.aclose()
 
     async def _serve(self, scope: Scope, request: Request, send: Send) -> tuple[int, int]:
         head = request.method == "HEAD"
