@@ -753,3 +753,20 @@ def test_the_app_is_built_out_of_the_garbage_collectors_sight(tmp_path: Path) ->
     )
     assert finished.returncode == 0, finished.stderr
     assert int(finished.stdout.split()[-1]) > 10_000
+
+
+def test_serving_leaves_out_modules_it_has_no_use_for(tmp_path: Path) -> None:
+    """Every module imported stays in memory for the process's life (its
+    code is most of an idle server's size): those only needed for a
+    mistyped configuration key or exact fractions are not loaded to serve."""
+    script = (
+        "import sys; from entrepot.cli import _app; from entrepot.config import embedded_default; "
+        f"import os; os.chdir({str(tmp_path)!r}); _app(embedded_default(), 1); "
+        "print(' '.join(m for m in ('difflib', 'fractions', 'decimal', 'pydantic') "
+        "if m in sys.modules))"
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.strip() == ""
