@@ -1,5 +1,6 @@
-"""How a request body reaches the upload writer: large chunks as they come,
-small ones gathered, every byte kept when the client leaves mid-body."""
+"""How a request body reaches the upload writer: gathered into writes of at
+least `WRITE_SIZE` (a chunk that size or larger goes on its own), every byte
+kept when the client leaves mid-body."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any, cast
 import pytest
 
 from entrepot.api.http import ClientDisconnected, Request
-from entrepot.api.uploads import PASS_THROUGH, WRITE_SIZE, _write_body
+from entrepot.api.uploads import WRITE_SIZE, _write_body
 from entrepot.storage.upload import UploadWriter
 
 KiB = 1024
@@ -48,23 +49,31 @@ def chunk(size: int, fill: int) -> bytes:
     return bytes([fill % 256]) * size
 
 
-async def test_large_chunks_go_through_as_they_are_and_small_ones_are_gathered() -> None:
-    small = [chunk(4 * KiB, n) for n in range(WRITE_SIZE // (4 * KiB) + 3)]
-    large = [chunk(PASS_THROUGH, 1000), chunk(256 * KiB, 1001)]
-    body = [*small, large[0], chunk(100, 7), large[1]]
+async def test_chunks_are_gathered_into_writes_of_at_least_write_size() -> None:
+    small = [chunk(48 * KiB, n) for n in range(30)]  # 1440 KiB
+    large = chunk(WRITE_SIZE, 99)
+    body = [*small, large, chunk(100, 7)]
     writer = Recorder()
     written = await _write_body(request(body), cast(UploadWriter, writer))
     expected = b"".join(body)
     assert written == len(expected)
     assert b"".join(writer.writes) == expected
     sizes = [len(write) for write in writer.writes]
-    # The small chunks: one write of WRITE_SIZE, then what was left of them
-    # ahead of the first large chunk, which goes on its own.
-    assert sizes == [WRITE_SIZE, 3 * 4 * KiB, PASS_THROUGH, 100, 256 * KiB]
+    # 22 small chunks make the first write (the one crossing WRITE_SIZE
+    # included whole); the other 8 and the large chunk the second; the
+    # last 100 bytes go when the body ends.
+    assert sizes == [22 * 48 * KiB, 8 * 48 * KiB + WRITE_SIZE, 100]
+
+
+async def test_a_large_chunk_with_nothing_gathered_goes_as_it_is() -> None:
+    body = [chunk(WRITE_SIZE + 5, 1), chunk(10, 2)]
+    writer = Recorder()
+    await _write_body(request(body), cast(UploadWriter, writer))
+    assert writer.writes == body
 
 
 async def test_a_client_leaving_mid_body_loses_none_of_the_bytes_that_arrived() -> None:
-    body = [chunk(PASS_THROUGH, 1), chunk(10 * KiB, 2), chunk(5, 3)]
+    body = [chunk(WRITE_SIZE + 1, 1), chunk(10 * KiB, 2), chunk(5, 3)]
     writer = Recorder()
     with pytest.raises(ClientDisconnected):
         await _write_body(request(body, disconnect=True), cast(UploadWriter, writer))

@@ -3,10 +3,9 @@ monolithic push with `?digest=`, or a cross-repository mount), and on a
 session `PATCH` (a chunk), `PUT` (commit, with an optional last chunk),
 `GET` (status) and `DELETE` (cancel).
 
-Bodies stream straight into the upload writer, chunk by chunk as the server
-hands them over (small ones gathered first). A client that goes away
-mid-body leaves the session in storage at the offset it reached, to be
-resumed or cancelled.
+Bodies stream straight into the upload writer, gathered into writes of about
+1 MiB. A client that goes away mid-body leaves the session in storage at the
+offset it reached, to be resumed or cancelled.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from entrepot.errors import (
 from entrepot.reference import is_valid_name
 from entrepot.storage.upload import UploadWriter
 
-PASS_THROUGH: Final = 64 << 10
 WRITE_SIZE: Final = 1 << 20
 _CONTENT_RANGE: Final = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
 
@@ -57,25 +55,19 @@ def _blob_created(ctx: Context, name: str, digest: Digest) -> Response:
 
 
 async def _write_body(request: Request, writer: UploadWriter) -> int:
-    """Stream the request body into `writer`. Chunks of `PASS_THROUGH` or
-    more are written as they come (uvicorn hands over up to 256 KiB at a
-    time); smaller ones are gathered into writes of about `WRITE_SIZE`. At
-    most one chunk and one gathering buffer are held, whatever the blob's
-    size."""
+    """Stream the request body into `writer`, in writes of about 1 MiB."""
     pending = bytearray()
     written = 0
     try:
         async for chunk in request.stream():
-            if len(chunk) >= PASS_THROUGH:
-                if pending:
-                    written += await writer.write(memoryview(pending))
-                    pending = bytearray()
+            if not pending and len(chunk) >= WRITE_SIZE:
                 written += await writer.write(chunk)
                 continue
             pending += chunk
             if len(pending) >= WRITE_SIZE:
-                written += await writer.write(memoryview(pending))
-                pending = bytearray()
+                # Hand the buffer over as a view (no copy); start a new one.
+                full, pending = pending, bytearray()
+                written += await writer.write(memoryview(full))
     except ClientDisconnected:
         # Keep every byte that arrived: the session resumes from there.
         if pending:
