@@ -113,6 +113,12 @@ LOAD_CONNECTIONS: Final = 64
 WRK_THREADS: Final = 2
 SAMPLE_INTERVAL: Final = 0.05
 START_TIMEOUT: Final = 30.0
+# Before each phase, every server must be quiet: at most one clock tick of
+# CPU over this interval (the reference keeps working through the walks
+# queued by a catalog load for seconds after the client stops), waiting at
+# most SETTLE_TIMEOUT.
+SETTLE_INTERVAL: Final = 0.2
+SETTLE_TIMEOUT: Final = 20.0
 CLIENT_TIMEOUT: Final = 900.0
 RESULT_MARK: Final = "REGISTRY-BENCH-RESULT"
 REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
@@ -1124,6 +1130,22 @@ class Window:
     cpu: float = 0.0
 
 
+def settle(servers: Sequence[Server]) -> bool:
+    """Wait until no server is working (what one leaves running must not
+    slow the next one's phase down); False if they were still busy after
+    SETTLE_TIMEOUT."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    pids = [pid for server in servers for pid in server.pids()]
+    before = cpu_seconds(pids)
+    while time.monotonic() < deadline:
+        time.sleep(SETTLE_INTERVAL)
+        after = cpu_seconds(pids)
+        if after - before <= 1.0 / _CLK_TCK:
+            return True
+        before = after
+    return False
+
+
 @contextmanager
 def monitor(server: Server) -> Iterator[Window]:
     """Sample the RSS of the server's process tree every 50 ms while the
@@ -1675,6 +1697,10 @@ def run(
         for key, phase in phases:
             for name in order:
                 server = servers[name]
+                if key.startswith("push"):
+                    os.sync()  # the other registry's pushes must not be written back meanwhile
+                if not settle(list(servers.values())):
+                    log(f"the servers were still busy {SETTLE_TIMEOUT:.0f} s before {key}")
                 moto_cpu0 = s3.cpu() if s3 is not None else 0.0
                 try:
                     with monitor(server) as window:
