@@ -702,7 +702,10 @@ async def test_a_clear_redis_missed_is_replayed_before_anything_else(
 async def test_a_cancelled_clear_is_replayed(
     redis_server: RedisServer, make_cache: CacheFactory, inspect: aioredis.Redis
 ) -> None:
-    cache = make_cache()
+    # Cancelled by the test, not timed out: longer timeouts than the other
+    # tests', so that a loaded machine's pause after the thaw is no outage.
+    patient = {name: 2.0 for name in ("dialtimeout", "readtimeout", "writetimeout")}
+    cache = make_cache(**patient)
     d = descriptor_of(32)
     await cache.repository_scoped("r").set(d.digest, d)
     redis_server.freeze()
