@@ -6,8 +6,9 @@ the same keys, defaults and ``REGISTRY_...`` environment overrides.
 returns frozen `Settings` (one dataclass per section, checked against its
 type hints) together with the warnings an operator should see: unknown keys,
 deprecated spellings, and the sections of Distribution that entrepot does not
-implement yet, which are reported, never silently ignored. Anything wrong is a single `ConfigError`
-that names the key and where it came from (file line or variable).
+implement yet, which are reported, never silently ignored. Anything wrong is
+a single `ConfigError` that names the key and where it came from (file line
+or variable).
 `embedded_default` is what entrepot runs with when given no file; `masked`
 gives the effective settings with secrets hidden, ready to print.
 
