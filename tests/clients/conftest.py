@@ -1,16 +1,19 @@
 """Fixtures for the real-client tests: a running entrepot on a fresh root,
-skopeo with the test's own configuration, and a scratch directory for OCI
-layouts. The helpers themselves are in `tests.clients.support`."""
+skopeo and podman with the test's own configuration, and a scratch
+directory for OCI layouts. The helpers themselves are in
+`tests.clients.support`."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.clients.support import Server, Skopeo, run_entrepot
+from tests.clients.support import Podman, Server, Skopeo, run_entrepot
 
 # No unqualified-name search: every reference in these tests names its
 # registry (127.0.0.1:PORT), and nothing may reach out to another one.
@@ -40,3 +43,12 @@ def entrepot(tmp_path: Path) -> Iterator[Server]:
     """entrepot serving a fresh storage root under `tmp_path`."""
     with run_entrepot(tmp_path / "entrepot-root") as server:
         yield server
+
+
+@pytest.fixture
+def podman(client_config: Path, tmp_path: Path) -> Iterator[Podman]:
+    run_base = Path(tempfile.mkdtemp(prefix="podman-", dir="/tmp"))
+    try:
+        yield Podman(tmp_path / "podman", run_base, client_config)
+    finally:
+        shutil.rmtree(run_base, ignore_errors=True)

@@ -227,6 +227,39 @@ class Skopeo:
         return tags
 
 
+# --- podman -------------------------------------------------------------------
+# (the flags are explained in test_podman.py's docstring)
+
+
+class Podman:
+    def __init__(self, base: Path, run_base: Path, config: Path) -> None:
+        self.base = base
+        self.run_base = run_base
+        self.policy = config / "policy.json"
+        self.env = {"CONTAINERS_REGISTRIES_CONF": str(config / "registries.conf")}
+
+    def __call__(self, *args: str) -> Result:
+        return run(
+            [
+                "podman",
+                "--root",
+                self.base / "root",
+                "--runroot",
+                self.run_base / "run",
+                "--tmpdir",
+                self.run_base / "tmp",
+                "--storage-driver",
+                "vfs",
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "file",
+                *args,
+            ],
+            env=self.env,
+        )
+
+
 # --- OCI layouts --------------------------------------------------------------
 
 

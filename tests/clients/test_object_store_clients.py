@@ -7,7 +7,7 @@ Blob downloads answer 307 to a URL signed for the store (presigned on S3,
 SAS on Azure), so the clients fetch the layers from the store directly, as
 they would from Amazon S3 or Azure. One server per store, module-scoped.
 The helpers (image building, skopeo, OCI layouts) are those of
-`tests.clients.support`; podman is driven as in `test_podman.py`.
+`tests.clients.support`, podman included.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ from tests.cli_support import Serving, free_port, serve
 from tests.clients.support import (
     OCI_INDEX,
     OCI_MANIFEST,
+    Podman,
     Skopeo,
     assert_same_image,
     build_image,
@@ -39,7 +38,6 @@ from tests.clients.support import (
     referenced_blobs,
     sha256,
 )
-from tests.clients.test_podman import Podman
 from tests.storage.driver.object_stores import OBJECT_STORES, ObjectStore
 
 MiB: Final = 1024 * 1024
@@ -96,15 +94,6 @@ def registry(store: ObjectStore, tmp_path_factory: pytest.TempPathFactory) -> It
     path.write_text(yaml.safe_dump(config))
     with serve(path, f"http://127.0.0.1:{port}") as serving:
         yield Registry(f"127.0.0.1:{port}", serving)
-
-
-@pytest.fixture
-def podman(client_config: Path, tmp_path: Path) -> Iterator[Podman]:
-    run_base = Path(tempfile.mkdtemp(prefix="podman-", dir="/tmp"))
-    try:
-        yield Podman(tmp_path / "podman", run_base, client_config)
-    finally:
-        shutil.rmtree(run_base, ignore_errors=True)
 
 
 def test_skopeo_oci_image_round_trip(

@@ -33,63 +33,19 @@ manifest lists the very layer digests of the pulled one.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.clients.support import (
-    Result,
+    Podman,
     Server,
     Skopeo,
     build_image,
     layout_manifest,
     referenced_blobs,
-    run,
     sha256,
 )
 
 FILES = {"etc/motd": b"pushed by podman\n", "opt/app/data.txt": b"x" * 10000}
-
-
-class Podman:
-    def __init__(self, base: Path, run_base: Path, config: Path) -> None:
-        self.base = base
-        self.run_base = run_base
-        self.policy = config / "policy.json"
-        self.env = {"CONTAINERS_REGISTRIES_CONF": str(config / "registries.conf")}
-
-    def __call__(self, *args: str) -> Result:
-        return run(
-            [
-                "podman",
-                "--root",
-                self.base / "root",
-                "--runroot",
-                self.run_base / "run",
-                "--tmpdir",
-                self.run_base / "tmp",
-                "--storage-driver",
-                "vfs",
-                "--cgroup-manager",
-                "cgroupfs",
-                "--events-backend",
-                "file",
-                *args,
-            ],
-            env=self.env,
-        )
-
-
-@pytest.fixture
-def podman(client_config: Path, tmp_path: Path) -> Iterator[Podman]:
-    run_base = Path(tempfile.mkdtemp(prefix="podman-", dir="/tmp"))
-    try:
-        yield Podman(tmp_path / "podman", run_base, client_config)
-    finally:
-        shutil.rmtree(run_base, ignore_errors=True)
 
 
 def test_podman_pull_tag_push(
