@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import json
 import random
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -251,3 +252,16 @@ async def push_image(
     )
     await push_manifest(client, name, reference or sha256(content), content, media_type)
     return Image(name, content, media_type, config, layer_blobs)
+
+
+_LINK: Final = re.compile(r'^<(?P<url>[^>]+)>;\s*rel="next"$')
+
+
+def next_link(response: httpx.Response) -> str | None:
+    """The URL of a paginated answer's next page (its `Link` header), if any."""
+    header = response.headers.get("Link")
+    if header is None:
+        return None
+    match = _LINK.match(header)
+    assert match is not None, header
+    return match.group("url")

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -54,6 +53,7 @@ from tests.api.helpers import (
     assert_error,
     check_api_version,
     join_params,
+    next_link,
     push_blob,
     push_image,
     push_manifest,
@@ -73,7 +73,6 @@ from tests.storage.driver.object_stores import (
     uploads_prefix,
 )
 
-_LINK: Final = re.compile(r'^<(?P<url>[^>]+)>;\s*rel="next"$')
 # How long a blob GET's redirect URL is valid, on both stores.
 REDIRECT_EXPIRY: Final = timedelta(minutes=20)
 
@@ -173,15 +172,6 @@ async def fetch_redirected(
     registry.store.check_redirect(registry.place, location)
     async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT) as direct:
         return await direct.get(location, headers=headers)
-
-
-def next_link(response: httpx.Response) -> str | None:
-    header = response.headers.get("Link")
-    if header is None:
-        return None
-    match = _LINK.match(header)
-    assert match is not None, header
-    return match.group("url")
 
 
 # -- pushes -------------------------------------------------------------------------

@@ -3,8 +3,6 @@ its own: only the repositories made here exist on it."""
 
 from __future__ import annotations
 
-import re
-
 import httpx
 import pytest
 
@@ -16,6 +14,7 @@ from tests.api.helpers import (
     assert_error,
     descriptor,
     image_manifest,
+    next_link,
     push_blob,
     push_manifest,
 )
@@ -40,7 +39,6 @@ REPOSITORIES = [
     "zeta",
 ]
 IN_ORDER = sorted(REPOSITORIES, key=lambda name: name.split("/"))
-_LINK = re.compile(r'^<(?P<url>[^>]+)>;\s*rel="next"$')
 
 
 @pytest.fixture(scope="module")
@@ -61,15 +59,6 @@ async def catalog(client: httpx.AsyncClient, server: Server, made: dict[str, boo
         await client.post("/v2/only-upload/blobs/uploads/")
         made[server.url] = True
     return IN_ORDER
-
-
-def next_link(response: httpx.Response) -> str | None:
-    header = response.headers.get("Link")
-    if header is None:
-        return None
-    match = _LINK.match(header)
-    assert match is not None, header
-    return match.group("url")
 
 
 async def test_catalog_lists_every_repository_in_order(

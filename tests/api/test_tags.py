@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import httpx
 import pytest
 
@@ -13,13 +11,13 @@ from tests.api.helpers import (
     OCI_MANIFEST,
     assert_error,
     error_of,
+    next_link,
     push_image,
     push_manifest,
     unique_name,
 )
 
 TAGS = ["1.0", "1.1", "alpha", "beta", "latest", "v1", "v2"]  # sorted
-_LINK = re.compile(r'^<(?P<url>[^>]+)>;\s*rel="next"$')
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +34,6 @@ async def repo(client: httpx.AsyncClient, tagged_repo: str) -> str:
         for tag in reversed(TAGS):
             await push_manifest(client, tagged_repo, tag, image.content, OCI_MANIFEST)
     return tagged_repo
-
-
-def next_link(response: httpx.Response) -> str | None:
-    header = response.headers.get("Link")
-    if header is None:
-        return None
-    match = _LINK.match(header)
-    assert match is not None, header
-    return match.group("url")
 
 
 async def test_list_all_tags(client: httpx.AsyncClient, repo: str) -> None:
