@@ -135,31 +135,29 @@ def registry_streaming(
         yield served
 
 
-def _no_traceback(serving: Serving) -> None:
-    log = serving.log()
+@contextlib.asynccontextmanager
+async def client_of(served: Served) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of `served`; its log must hold no traceback afterwards."""
+    async with httpx.AsyncClient(
+        base_url=served.serving.url,
+        timeout=REQUEST_TIMEOUT,
+        event_hooks={"response": [check_api_version]},
+    ) as http:
+        yield http
+    log = served.serving.log()
     assert "Traceback" not in log, log[-8000:]
 
 
 @pytest.fixture
 async def client(registry: Served) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=registry.serving.url,
-        timeout=REQUEST_TIMEOUT,
-        event_hooks={"response": [check_api_version]},
-    ) as http:
+    async with client_of(registry) as http:
         yield http
-    _no_traceback(registry.serving)
 
 
 @pytest.fixture
 async def streaming(registry_streaming: Served) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=registry_streaming.serving.url,
-        timeout=REQUEST_TIMEOUT,
-        event_hooks={"response": [check_api_version]},
-    ) as http:
+    async with client_of(registry_streaming) as http:
         yield http
-    _no_traceback(registry_streaming.serving)
 
 
 async def fetch_redirected(
