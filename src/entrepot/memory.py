@@ -45,10 +45,11 @@ def trim_now() -> None:
 class IdleTrim:
     """Calls `trim` once the requests `started` have all `finished` and none
     has started for `delay` seconds; once per quiet spell, and only after
-    some request ran. Lives on the event loop of the requests it counts.
+    some request ran (only a finishing request arms the timer). Lives on the
+    event loop of the requests it counts.
 
-    Per request it costs two counter updates and a clock read: the timer is
-    armed when the count falls to zero and none is pending, and re-armed
+    Per request it costs a counter update or two and a clock read: the timer
+    is armed when the count falls to zero and none is pending, and re-armed
     from its own callback while requests keep coming.
     """
 
@@ -57,12 +58,10 @@ class IdleTrim:
         self._delay = delay
         self._active = 0
         self._quiet_since = 0.0
-        self._worked = False  # a request ran since the last trim
         self._timer: asyncio.TimerHandle | None = None
 
     def started(self) -> None:
         self._active += 1
-        self._worked = True
 
     def finished(self) -> None:
         self._active -= 1
@@ -80,8 +79,7 @@ class IdleTrim:
         due = self._quiet_since + self._delay
         if loop.time() < due:
             self._timer = loop.call_at(due, self._check)
-        elif self._worked:
-            self._worked = False
+        else:
             self._trim()
 
     def close(self) -> None:
