@@ -9,7 +9,8 @@ error, no access log) -- or, with `--storage s3`, each on its own bucket of
 one moto S3 server (redirects on: pulls follow the presigned URLs) -- and
 measures both in the same run, alternating
 (entrepot first in odd rounds, the reference first in even ones), several
-rounds each; a figure is the median of its rounds (the best is shown too):
+rounds each; each phase starts once both servers are idle, each push after
+a `sync`. A figure is the median of its rounds (the best is shown too):
 
 - monolithic blob push (POST, then PUT with ?digest= and the whole body) of
   a 256 MiB and a 1 GiB blob, MB/s (10**6 bytes a second);
