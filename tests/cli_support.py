@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 ENTREPOT: Final = (sys.executable, "-m", "entrepot.cli")
-SERVERS: Final = ("granian", "uvicorn")
+SERVERS: Final = ("granian", "uvicorn", "builtin")
 
 # One command (config check, purge, a refused start) takes well under a
 # second; the bound only keeps a hung one from hanging the suite.

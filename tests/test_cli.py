@@ -674,6 +674,31 @@ def test_one_worker_is_one_process(tmp_path: Path) -> None:
     assert kids == []
 
 
+def test_workers_of_the_builtin_server_are_forked_and_stop_together(tmp_path: Path) -> None:
+    """`--workers 2` on entrepot's own server: two processes forked from
+    the one that listens, each answering; SIGTERM ends them all."""
+    config, _root, url = minimal(tmp_path)
+    with serve(config, url, "--workers", "2", server="builtin") as running:
+        parent = running.process.pid
+        kids = _children(parent)
+        assert len(kids) == 2, kids
+        for _ in range(20):  # fresh connections: the kernel hands them to either
+            with running.client() as http:
+                assert http.get("/v2/").status_code == 200
+        running.process.send_signal(signal.SIGTERM)
+        assert running.process.wait(DRAIN) == 0
+    # Each worker was waited for by the parent before it exited.
+    assert [pid for pid in kids if Path(f"/proc/{pid}").exists()] == []
+
+
+def _children(pid: int) -> list[int]:
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+
+
 # --- (i) reading the command --------------------------------------------------
 
 
@@ -758,12 +783,14 @@ def test_the_app_is_built_out_of_the_garbage_collectors_sight(tmp_path: Path) ->
 def test_serving_leaves_out_modules_it_has_no_use_for(tmp_path: Path) -> None:
     """Every module imported stays in memory for the process's life (its
     code is most of an idle server's size): those only needed for a
-    mistyped configuration key or exact fractions are not loaded to serve."""
+    mistyped configuration key or exact fractions are not loaded to serve,
+    nor, on entrepot's own server (the default), uvicorn and what it needs."""
+    unused = ("difflib", "fractions", "decimal", "pydantic", "uvicorn", "click", "email")
     script = (
         "import sys; from entrepot.cli import _app; from entrepot.config import embedded_default; "
+        "import entrepot.httpserver, uvloop; "
         f"import os; os.chdir({str(tmp_path)!r}); _app(embedded_default(), 1); "
-        "print(' '.join(m for m in ('difflib', 'fractions', 'decimal', 'pydantic') "
-        "if m in sys.modules))"
+        f"print(' '.join(m for m in {unused!r} if m in sys.modules))"
     )
     finished = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False

@@ -44,8 +44,8 @@ class Served:
 
 @pytest.fixture(
     scope="module",
-    params=[("granian", 2), ("uvicorn", 1)],
-    ids=["granian-2-workers", "uvicorn-1-worker"],
+    params=[("granian", 2), ("uvicorn", 1), ("builtin", 2)],
+    ids=["granian-2-workers", "uvicorn-1-worker", "builtin-2-workers"],
 )
 def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

@@ -203,8 +203,10 @@ def serve(args: argparse.Namespace) -> int:
         try:
             if server == "granian":
                 _serve_granian(settings, host, port, args.workers)
-            else:
+            elif server == "uvicorn":
                 _serve_uvicorn(settings, host, port, args.workers)
+            else:
+                _serve_builtin(settings, host, port, args.workers)
         finally:
             if debug is not None:
                 debug.stop()
@@ -242,8 +244,8 @@ def _not_honoured(settings: Settings, server: str) -> list[str]:
     problems = []
     if settings.http.net == "unix":
         problems.append("http.net unix is not supported yet; listening on TCP")
-    if server == "uvicorn" and _http2(settings):
-        problems.append("uvicorn serves HTTP/1.1 only (use --server granian for HTTP/2)")
+    if server != "granian" and _http2(settings):
+        problems.append(f"{server} serves HTTP/1.1 only (use --server granian for HTTP/2)")
     tls = settings.http.tls
     if tls.ciphersuites:
         problems.append("http.tls.ciphersuites is not honoured: the server's defaults apply")
@@ -255,13 +257,13 @@ def _not_honoured(settings: Settings, server: str) -> list[str]:
 
 
 def _server(choice: str, settings: Settings) -> str:
-    """The HTTP server to run. `auto`: uvicorn for plain HTTP, whose blob
-    GETs are zero-copy (`entrepot.zerocopy`); granian for TLS (no server
-    can send a file as it is over TLS, and granian speaks HTTP/2 and
-    applies `minimumtls`) and for h2c."""
+    """The HTTP server to run. `auto`: entrepot's own (`entrepot.httpserver`)
+    for plain HTTP, whose blob GETs are zero-copy; granian for TLS (no
+    server can send a file as it is over TLS, and granian speaks HTTP/2) and
+    for h2c."""
     if choice != "auto":
         return choice
-    return "granian" if settings.http.tls.enabled or _http2(settings) else "uvicorn"
+    return "granian" if settings.http.tls.enabled or _http2(settings) else "builtin"
 
 
 def _http2(settings: Settings) -> bool:
@@ -374,6 +376,47 @@ class _NotExperimental(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "experimental" not in record.getMessage()
+
+
+def _serve_builtin(settings: Settings, host: str, port: int, workers: int) -> None:
+    from entrepot import httpserver
+
+    tls = settings.http.tls
+
+    def context() -> ssl.SSLContext:
+        return _ssl_context(settings)
+
+    httpserver.run(
+        lambda: _app(settings, workers),
+        host,
+        port,
+        workers,
+        settings.http.draintimeout.total_seconds(),
+        context if tls.enabled else None,
+    )
+
+
+_TLS_VERSIONS: Final = {
+    "tls1.0": ssl.TLSVersion.TLSv1,
+    "tls1.1": ssl.TLSVersion.TLSv1_1,
+    "tls1.2": ssl.TLSVersion.TLSv1_2,
+    "tls1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+def _ssl_context(settings: Settings) -> ssl.SSLContext:
+    """The TLS side of `http.tls` for entrepot's own server: HTTP/1.1, the
+    minimum version, and client certificates required when CAs are given."""
+    tls = settings.http.tls
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(tls.certificate), str(tls.key))  # both set: tls.enabled
+    context.minimum_version = _TLS_VERSIONS[tls.minimumtls]
+    context.set_alpn_protocols(["http/1.1"])
+    for path in tls.clientcas:
+        context.load_verify_locations(path)
+    if tls.clientcas:
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
 
 def _serve_uvicorn(settings: Settings, host: str, port: int, workers: int) -> None:
@@ -508,10 +551,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     run.add_argument(
         "--server",
-        choices=("auto", "granian", "uvicorn"),
+        choices=("auto", "builtin", "granian", "uvicorn"),
         default="auto",
-        help="HTTP server: uvicorn (blob GETs sent with sendfile) or granian (HTTP/2); "
-        "auto (default): granian for TLS and h2c, else uvicorn",
+        help="HTTP server: builtin (entrepot's own, HTTP/1.1, blob GETs sent with sendfile), "
+        "granian (HTTP/2) or uvicorn; auto (default): granian for TLS and h2c, else builtin",
     )
 
     config = sub.add_parser("config", help="work with configuration files")

@@ -87,7 +87,7 @@ def _start_server(
     return server, stderr_file
 
 
-@pytest.fixture(scope="module", params=["granian", "uvicorn"])
+@pytest.fixture(scope="module", params=["granian", "uvicorn", "builtin"])
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:

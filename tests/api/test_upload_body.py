@@ -59,10 +59,13 @@ async def test_chunks_are_gathered_into_writes_of_at_least_write_size() -> None:
     assert written == len(expected)
     assert b"".join(writer.writes) == expected
     sizes = [len(write) for write in writer.writes]
-    # 22 small chunks make the first write (the one crossing WRITE_SIZE
-    # included whole); the other 8 and the large chunk the second; the
-    # last 100 bytes go when the body ends.
-    assert sizes == [22 * 48 * KiB, 8 * 48 * KiB + WRITE_SIZE, 100]
+    # Each write is as many small chunks as reach WRITE_SIZE (the one
+    # crossing it included whole); the small ones left over go with the
+    # large chunk; the last 100 bytes go when the body ends.
+    per_write = -(-WRITE_SIZE // (48 * KiB))
+    full, rest = divmod(len(small), per_write)
+    assert rest > 0
+    assert sizes == [per_write * 48 * KiB] * full + [rest * 48 * KiB + WRITE_SIZE, 100]
 
 
 async def test_a_large_chunk_with_nothing_gathered_goes_as_it_is() -> None:

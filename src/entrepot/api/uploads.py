@@ -4,8 +4,9 @@ session `PATCH` (a chunk), `PUT` (commit, with an optional last chunk),
 `GET` (status) and `DELETE` (cancel).
 
 Bodies stream straight into the upload writer, gathered into writes of about
-1 MiB. A client that goes away mid-body leaves the session in storage at the
-offset it reached, to be resumed or cancelled.
+`WRITE_SIZE` (entrepot's own server hands them over that large already). A
+client that goes away mid-body leaves the session in storage at the offset
+it reached, to be resumed or cancelled.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ from entrepot.errors import (
 from entrepot.reference import is_valid_name
 from entrepot.storage.upload import UploadWriter
 
-WRITE_SIZE: Final = 1 << 20
+# Large enough that the thread hops of each write (hash and store) cost
+# little, small enough that the bytes held per upload stay few (two
+# writes' worth: one being stored, one arriving).
+WRITE_SIZE: Final = 512 << 10
 _CONTENT_RANGE: Final = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
 
 
@@ -55,7 +59,7 @@ def _blob_created(ctx: Context, name: str, digest: Digest) -> Response:
 
 
 async def _write_body(request: Request, writer: UploadWriter) -> int:
-    """Stream the request body into `writer`, in writes of about 1 MiB."""
+    """Stream the request body into `writer`, in writes of about WRITE_SIZE."""
     pending = bytearray()
     written = 0
     try:
