@@ -382,16 +382,26 @@ def test_a_request_that_cannot_be_read_gets_4xx_and_a_close(
 
 
 def test_a_failing_application_gets_500_or_a_cut_connection() -> None:
+    """Failing before its answer: 500. After a whole answer: the connection
+    goes on. In the middle of one: the connection is cut."""
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"] == "/late":
             await send({"type": "http.response.start", "status": 200, "headers": []})
             await send({"type": "http.response.body", "body": b"part", "more_body": True})
+        if scope["path"] == "/after":
+            await send({"type": "http.response.start", "status": 202, "headers": []})
+            await send({"type": "http.response.body", "body": b"done"})
         raise RuntimeError("boom (expected by the test)")
 
     with running(app) as served, served.connect() as sock:
         sock.sendall(b"GET /early HTTP/1.1\r\nHost: h\r\n\r\n")
         pending = bytearray()
         assert read_response(sock, pending)[0] == 500
+        sock.sendall(b"GET /after HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert read_response(sock, pending)[::2] == (202, b"done")
+        sock.sendall(b"GET /after HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert read_response(sock, pending)[::2] == (202, b"done")
         sock.sendall(b"GET /late HTTP/1.1\r\nHost: h\r\n\r\n")
         data = bytearray()
         while chunk := sock.recv(1 << 16):
@@ -457,3 +467,15 @@ def test_stopping_cuts_a_request_running_past_the_drain_timeout() -> None:
         served.loop.call_soon_threadsafe(served.stop.set)
         assert closed(busy)
         assert time.monotonic() - started < 5.0
+
+
+def test_workers_that_keep_failing_at_start_stop_the_server() -> None:
+    """A worker that cannot start is replaced, but not for ever: after a few
+    quick failures in a row the supervisor gives up with status 1."""
+
+    def failing() -> None:
+        raise RuntimeError("cannot start (expected by the test)")
+
+    started = time.monotonic()
+    assert httpserver._supervise(failing, 2) == 1
+    assert time.monotonic() - started < 10.0

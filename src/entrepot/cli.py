@@ -206,7 +206,7 @@ def serve(args: argparse.Namespace) -> int:
             elif server == "uvicorn":
                 _serve_uvicorn(settings, host, port, args.workers)
             else:
-                _serve_builtin(settings, host, port, args.workers)
+                return _serve_builtin(settings, host, port, args.workers)
         finally:
             if debug is not None:
                 debug.stop()
@@ -378,7 +378,7 @@ class _NotExperimental(logging.Filter):
         return "experimental" not in record.getMessage()
 
 
-def _serve_builtin(settings: Settings, host: str, port: int, workers: int) -> None:
+def _serve_builtin(settings: Settings, host: str, port: int, workers: int) -> int:
     from entrepot import httpserver
 
     tls = settings.http.tls
@@ -386,7 +386,7 @@ def _serve_builtin(settings: Settings, host: str, port: int, workers: int) -> No
     def context() -> ssl.SSLContext:
         return _ssl_context(settings)
 
-    httpserver.run(
+    return httpserver.run(
         lambda: _app(settings, workers),
         host,
         port,

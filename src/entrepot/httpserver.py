@@ -62,7 +62,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # The body is handed over in pieces of at least this size (but the last),
 # and reading pauses while this much waits for the application.
-BODY_PIECE: Final = 512 << 10
+BODY_PIECE: Final = 256 << 10
 # The largest request head (request line and headers): Go's default.
 MAX_HEAD: Final = 1 << 20
 # A connection with no request for this long is closed (s).
@@ -91,6 +91,8 @@ _MONTHS: Final = (
 class _Clock:
     """The Date header's line, made once a second."""
 
+    __slots__ = ("_line", "_second")
+
     def __init__(self) -> None:
         self._second = -1
         self._line = b""
@@ -110,6 +112,8 @@ class _Clock:
 class _Server:
     """What the connections of one process share."""
 
+    __slots__ = ("app", "clock", "connections", "idle", "stopping", "tls")
+
     def __init__(self, app: ASGIApp, tls: bool) -> None:
         self.app = app
         self.tls = tls
@@ -121,6 +125,26 @@ class _Server:
 
 class _Cycle:
     """One request and its response."""
+
+    __slots__ = (
+        "body_complete",
+        "body_handed",
+        "buffered",
+        "chunked",
+        "chunks",
+        "complete",
+        "conn",
+        "expect_continue",
+        "head",
+        "keep_alive",
+        "length",
+        "pending_head",
+        "scope",
+        "sent",
+        "started",
+        "task",
+        "waiter",
+    )
 
     def __init__(
         self, conn: _Connection, scope: Scope, keep_alive: bool, expect_continue: bool
@@ -297,14 +321,16 @@ class _Cycle:
         try:
             await app(self.scope, self.receive, self.send)
         except asyncio.CancelledError:
-            self.conn.close()  # the server is stopping and cut this request
+            if not self.complete:
+                self.conn.close()  # the server is stopping and cut this request
             return
         except Exception:
-            log.exception(
-                "the application failed on %s %s", self.scope["method"], self.scope["path"]
-            )
+            scope = self.scope
+            log.exception("the application failed on %s %s", scope["method"], scope["path"])
+            if self.complete:
+                return  # after its answer: the connection goes on
             if self.started:
-                self.conn.close()
+                self.conn.close()  # a response left half-sent cannot be framed
                 return
             self._start(500, [(b"content-type", b"text/plain"), (b"content-length", b"21")])
             await self._body(b"Internal Server Error", False)
@@ -319,6 +345,31 @@ class _Cycle:
 
 
 class _Connection(asyncio.Protocol):
+    """One client connection: httptools' parser fed by uvloop, and the
+    requests it carries, answered one at a time in order."""
+
+    __slots__ = (
+        "current",
+        "drained",
+        "eof",
+        "head_size",
+        "headers",
+        "idle_timer",
+        "local",
+        "lost",
+        "parser",
+        "parsing",
+        "queue",
+        "read_paused",
+        "remote",
+        "scheme",
+        "server",
+        "transport",
+        "upgraded",
+        "url",
+        "write_paused",
+    )
+
     def __init__(self, server: _Server) -> None:
         self.server = server
         self.parser = httptools.HttpRequestParser(self)
@@ -677,9 +728,16 @@ def run(
     return _supervise(worker, workers)
 
 
+# A worker ending sooner than this after its start failed to start; after
+# this many such ends in a row the server gives up.
+_QUICK_END: Final = 5.0
+_QUICK_ENDS_MAX: Final = 5
+
+
 def _supervise(worker: Callable[[], None], count: int) -> int:
     """Fork `count` processes running `worker`; start a new one when one
-    dies; on SIGTERM or SIGINT pass the signal on and wait for them all."""
+    dies; on SIGTERM or SIGINT pass the signal on and wait for them all.
+    The exit status: 1 if workers kept failing at start, else 0."""
     stopping: list[int] = []
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -703,26 +761,33 @@ def _supervise(worker: Callable[[], None], count: int) -> int:
                 os._exit(status)
         return pid
 
-    children: set[int] = set()
+    children: dict[int, float] = {}  # pid: when it started
+    quick_ends = 0
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        children.update(spawn() for _ in range(count))
+        for _ in range(count):
+            children[spawn()] = time.monotonic()
         while children:
             try:
                 pid, status = os.wait()
             except ChildProcessError:
                 break
-            except InterruptedError:
+            started = children.pop(pid, None)
+            if stopping or started is None:
                 continue
-            children.discard(pid)
-            if not stopping:
-                log.warning("worker %d ended (status %d); starting another", pid, status)
-                time.sleep(0.5)  # a worker that cannot start must not spin
-                children.add(spawn())
+            quick = time.monotonic() - started < _QUICK_END
+            quick_ends = quick_ends + 1 if quick else 0
+            if quick_ends >= _QUICK_ENDS_MAX:
+                log.error("workers keep ending as they start: stopping")
+                on_signal(signal.SIGTERM, None)
+                continue
+            log.warning("worker %d ended (status %d); starting another", pid, status)
+            time.sleep(0.5 if quick else 0.0)  # a worker that cannot start must not spin
+            children[spawn()] = time.monotonic()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    return 0
+    return 1 if quick_ends >= _QUICK_ENDS_MAX else 0
 
 
 __all__ = ["BODY_PIECE", "IDLE_TIMEOUT", "MAX_HEAD", "listen", "run", "serve"]

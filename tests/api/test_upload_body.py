@@ -50,7 +50,9 @@ def chunk(size: int, fill: int) -> bytes:
 
 
 async def test_chunks_are_gathered_into_writes_of_at_least_write_size() -> None:
-    small = [chunk(48 * KiB, n) for n in range(30)]  # 1440 KiB
+    # As many small chunks as make two writes, and three left over.
+    per_write = -(-WRITE_SIZE // (48 * KiB))
+    small = [chunk(48 * KiB, n) for n in range(2 * per_write + 3)]
     large = chunk(WRITE_SIZE, 99)
     body = [*small, large, chunk(100, 7)]
     writer = Recorder()
@@ -60,12 +62,10 @@ async def test_chunks_are_gathered_into_writes_of_at_least_write_size() -> None:
     assert b"".join(writer.writes) == expected
     sizes = [len(write) for write in writer.writes]
     # Each write is as many small chunks as reach WRITE_SIZE (the one
-    # crossing it included whole); the small ones left over go with the
-    # large chunk; the last 100 bytes go when the body ends.
-    per_write = -(-WRITE_SIZE // (48 * KiB))
-    full, rest = divmod(len(small), per_write)
-    assert rest > 0
-    assert sizes == [per_write * 48 * KiB] * full + [rest * 48 * KiB + WRITE_SIZE, 100]
+    # crossing it included whole); the three left over go with the large
+    # chunk; the last 100 bytes go when the body ends.
+    gathered = per_write * 48 * KiB
+    assert sizes == [gathered, gathered, 3 * 48 * KiB + WRITE_SIZE, 100]
 
 
 async def test_a_large_chunk_with_nothing_gathered_goes_as_it_is() -> None:

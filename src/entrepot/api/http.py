@@ -27,6 +27,8 @@ class ClientDisconnected(Exception):
 
 
 class Request:
+    __slots__ = ("_body_done", "_headers", "_query", "_receive", "method", "path", "scope")
+
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self.scope = scope
         self._receive = receive
@@ -74,7 +76,9 @@ class Request:
         return int(raw)
 
     async def stream(self) -> AsyncIterator[bytes]:
-        """The body, chunk by chunk as the server hands it over."""
+        """The body, chunk by chunk as the server hands it over. A chunk is
+        not held here once the consumer asks for the next one (so an upload
+        holds one chunk being written and one arriving, not three)."""
         while not self._body_done:
             message = await self._receive()
             if message["type"] == "http.disconnect":
@@ -83,8 +87,10 @@ class Request:
             body = message.get("body", b"")
             if not message.get("more_body", False):
                 self._body_done = True
+            del message
             if body:
                 yield body
+            del body
 
     async def body(self, limit: int) -> bytes:
         """The whole body, refusing more than `limit` bytes with `BodyTooLarge`."""

@@ -32,7 +32,7 @@ from entrepot.storage.upload import UploadWriter
 # Large enough that the thread hops of each write (hash and store) cost
 # little, small enough that the bytes held per upload stay few (two
 # writes' worth: one being stored, one arriving).
-WRITE_SIZE: Final = 512 << 10
+WRITE_SIZE: Final = 256 << 10
 _CONTENT_RANGE: Final = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
 
 
@@ -64,14 +64,19 @@ async def _write_body(request: Request, writer: UploadWriter) -> int:
     written = 0
     try:
         async for chunk in request.stream():
-            if not pending and len(chunk) >= WRITE_SIZE:
-                written += await writer.write(chunk)
-                continue
-            pending += chunk
-            if len(pending) >= WRITE_SIZE:
+            full: bytes | memoryview
+            if pending or len(chunk) < WRITE_SIZE:
+                pending += chunk
+                del chunk
+                if len(pending) < WRITE_SIZE:
+                    continue
                 # Hand the buffer over as a view (no copy); start a new one.
-                full, pending = pending, bytearray()
-                written += await writer.write(memoryview(full))
+                full, pending = memoryview(pending), bytearray()
+            else:
+                full = chunk  # large enough as it is
+                del chunk
+            written += await writer.write(full)
+            del full  # neither is held while the next chunk arrives
     except ClientDisconnected:
         # Keep every byte that arrived: the session resumes from there.
         if pending:
