@@ -479,3 +479,200 @@ def test_workers_that_keep_failing_at_start_stop_the_server() -> None:
     started = time.monotonic()
     assert httpserver._supervise(failing, 2) == 1
     assert time.monotonic() - started < 10.0
+
+
+# -- limits and clients that misbehave ---------------------------------------------------------
+
+
+def test_a_header_that_never_ends_gets_431() -> None:
+    """The head limit counts the bytes received, not the headers parsed: a
+    header line without an end cannot grow the server's memory."""
+    with running(echo()) as served, served.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: h\r\nX: ")
+        sent, piece = 0, b"a" * 65536
+        with contextlib.suppress(ConnectionError):
+            while sent <= MAX_HEAD + len(piece):
+                sock.sendall(piece)
+                sent += len(piece)
+        status, headers, _ = read_response(sock, bytearray())
+        assert (status, headers["connection"]) == (431, "close")
+
+
+def test_requests_read_ahead_are_bounded_and_dropped_with_their_client() -> None:
+    calls: list[str] = []
+    release = asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        calls.append(scope["path"])
+        if scope["path"] == "/slow":
+            await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    many = httpserver.MAX_PIPELINED + 20
+    with running(app) as served:
+        with served.connect() as sock:
+            sock.sendall(
+                b"GET /slow HTTP/1.1\r\nHost: h\r\n\r\n" + b"GET /next HTTP/1.1\r\n\r\n" * many
+            )
+            time.sleep(0.3)
+            served.loop.call_soon_threadsafe(release.set)
+            pending = bytearray()
+            answers = [read_response(sock, pending) for _ in range(1 + httpserver.MAX_PIPELINED)]
+            assert all(status == 200 for status, _, _ in answers)
+            assert answers[-1][1]["connection"] == "close"
+            assert closed(sock)
+        assert len(calls) == 1 + httpserver.MAX_PIPELINED
+
+        # A client that leaves: what it sent ahead is not run for nobody.
+        calls.clear()
+        served.loop.call_soon_threadsafe(release.clear)
+        with served.connect() as sock:
+            sock.sendall(
+                b"GET /slow HTTP/1.1\r\nHost: h\r\n\r\n" + b"GET /next HTTP/1.1\r\n\r\n" * 5
+            )
+            time.sleep(0.3)
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+        time.sleep(0.2)
+        served.loop.call_soon_threadsafe(release.set)
+        time.sleep(0.3)
+    # Reading is paused while requests wait their turn, so the reset shows
+    # when the first answer is written: one more request may have started.
+    assert calls[0] == "/slow"
+    assert len(calls) <= 2, calls
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [b"GET / HTTP/1.1\r\n", b"PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc"],
+    ids=["half-a-head", "part-of-a-body"],
+)
+def test_a_client_that_stops_sending_is_cut_off(
+    monkeypatch: pytest.MonkeyPatch, sent: bytes
+) -> None:
+    monkeypatch.setattr(httpserver, "IDLE_TIMEOUT", 0.3)
+    with running(echo()) as served, served.connect() as sock:
+        sock.sendall(sent)
+        started = time.monotonic()
+        assert closed(sock)
+        assert time.monotonic() - started < 5.0
+
+
+def test_stopping_waits_for_a_request_whose_client_left() -> None:
+    """A request still running when its client resets is waited for (it may
+    be committing an upload), before the application shuts down."""
+    events: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                events.append(message["type"])
+                await send({"type": message["type"] + ".complete"})
+                if message["type"] == "lifespan.shutdown":
+                    return
+        await asyncio.sleep(0.8)
+        events.append("request finished")
+
+    sock = httpserver.listen("127.0.0.1", 0)
+    holder: dict[str, Any] = {}
+
+    async def main() -> None:
+        holder["loop"] = asyncio.get_running_loop()
+        holder["stop"] = stop = asyncio.Event()
+        await httpserver.serve(lambda: app, sock, 5.0, stop=stop)
+
+    thread = threading.Thread(target=uvloop.run, args=(main(),), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + TIMEOUT
+    while "stop" not in holder and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with socket.create_connection(sock.getsockname()[:2], timeout=TIMEOUT) as client:
+        client.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        time.sleep(0.2)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    time.sleep(0.1)
+    holder["loop"].call_soon_threadsafe(holder["stop"].set)
+    thread.join(TIMEOUT)
+    sock.close()
+    assert not thread.is_alive()
+    assert events == ["lifespan.startup", "request finished", "lifespan.shutdown"]
+
+
+def test_sending_to_a_client_that_left_raises_an_os_error() -> None:
+    outcome: list[str] = []
+    done = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            for _ in range(2000):
+                await send({"type": "http.response.body", "body": b"x" * 65536, "more_body": True})
+            outcome.append("all sent")
+        except OSError:
+            outcome.append("OSError")
+        finally:
+            done.set()
+
+    with running(app) as served:
+        with served.connect() as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+            assert sock.recv(100).startswith(b"HTTP/1.1 200")
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+        assert done.wait(TIMEOUT)
+    assert outcome == ["OSError"]
+
+
+def test_trailer_fields_are_not_request_headers() -> None:
+    seen: list[list[tuple[bytes, bytes]]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await _read_all(receive)
+        seen.append(list(scope["headers"]))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    with running(app) as served, served.connect() as sock:
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n0\r\nX-Request-Id: injected\r\n\r\n"
+        )
+        assert read_response(sock, bytearray())[0] == 204
+    assert seen == [[(b"host", b"h"), (b"transfer-encoding", b"chunked")]]
+
+
+def test_odd_but_valid_requests() -> None:
+    """An absolute URL without a path is for "/"; an HTTP/1.0 client's
+    Expect is ignored (no 100 Continue, RFC 9110)."""
+    with running(echo()) as served:
+        with served.connect() as sock:
+            sock.sendall(b"GET http://h HTTP/1.1\r\nHost: h\r\n\r\n")
+            assert read_response(sock, bytearray())[::2] == (200, b"GET / ? ")
+        with served.connect() as sock:
+            sock.sendall(b"PUT /x HTTP/1.0\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\nhi")
+            status, _, body = read_response(sock, bytearray())
+            assert (status, body) == (200, b"PUT /x ? hi")
+
+
+def test_pathsend_without_a_length_ends_the_connection(tmp_path: Any) -> None:
+    """A file whose length the head did not give cannot be framed: the
+    connection ends rather than carry bytes the client cannot place."""
+    path = tmp_path / "file"
+    path.write_bytes(b"content")
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        assert "http.response.pathsend" in scope["extensions"]
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.pathsend", "path": str(path)})
+
+    with running(app) as served, served.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        data = bytearray()
+        while chunk := sock.recv(65536):
+            data += chunk
+        assert b"content" not in data
+        assert data.count(b"HTTP/1.1 200") <= 1

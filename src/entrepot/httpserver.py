@@ -18,14 +18,20 @@ and its requests cheap:
   none (closed at the end for HTTP/1.0 clients); nothing after the head
   of a HEAD, 204 or 304;
 - a head larger than `MAX_HEAD` (Go's default limit) answered with 431, a
-  request that does not parse with 400; connections idle for
-  `IDLE_TIMEOUT` closed;
+  request that does not parse with 400; at most `MAX_PIPELINED` requests
+  read ahead of the one being answered (the connection ends after them);
+- a connection on which the client sends nothing for `IDLE_TIMEOUT` while
+  the server waits for it (between requests, in a head, in a body) is
+  closed, and so is one that takes no response bytes for `STALL_TIMEOUT`;
 - TLS when given an `ssl.SSLContext` (HTTP/1.1 only; files are then
   streamed by the application, pathsend needing the plain socket);
 - a graceful stop: on SIGTERM or SIGINT it stops accepting, closes idle
   connections, lets running requests finish for up to the drain timeout
   (0: none), then cuts the rest; and several worker processes forked on
   one listening socket.
+
+After the client is gone, `send` raises `ClientGone` (an OSError, as ASGI
+2.4 says), so an application streaming a body stops reading its source.
 
 One event loop per process; the application runs as one task per request.
 """
@@ -65,8 +71,15 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 BODY_PIECE: Final = 256 << 10
 # The largest request head (request line and headers): Go's default.
 MAX_HEAD: Final = 1 << 20
-# A connection with no request for this long is closed (s).
+# A connection whose client sends nothing for this long while the server
+# waits for it is closed (s).
 IDLE_TIMEOUT: Final = 60.0
+# A connection that takes no response bytes for this long is closed (s).
+STALL_TIMEOUT: Final = 60.0
+# Requests read ahead of the one being answered, at most.
+MAX_PIPELINED: Final = 32
+# How long the application's lifespan shutdown may take (s).
+_SHUTDOWN_TIMEOUT: Final = 30.0
 # Statuses whose responses have no body.
 _NO_BODY: Final = frozenset({204, 304})
 _REASONS: Final = {int(status): status.phrase.encode("latin-1") for status in HTTPStatus}
@@ -109,18 +122,22 @@ class _Clock:
         return self._line
 
 
+class ClientGone(OSError):
+    """Raised by `send` once the client has gone away."""
+
+
 class _Server:
     """What the connections of one process share."""
 
-    __slots__ = ("app", "clock", "connections", "idle", "stopping", "tls")
+    __slots__ = ("app", "clock", "connections", "stopping", "tasks", "tls")
 
     def __init__(self, app: ASGIApp, tls: bool) -> None:
         self.app = app
         self.tls = tls
         self.clock = _Clock()
         self.connections: set[_Connection] = set()
+        self.tasks: set[asyncio.Task[None]] = set()  # the requests running
         self.stopping = False
-        self.idle: asyncio.Event | None = None  # set when the last connection goes
 
 
 class _Cycle:
@@ -193,13 +210,14 @@ class _Cycle:
         if self.expect_continue:
             self.expect_continue = False
             if not self.started and not self.body_complete and not conn.lost:
-                conn.write([_CONTINUE])
+                conn.write([_CONTINUE])  # (1.1 only: see on_headers_complete)
         if self.body_handed or self.complete:
             while not (conn.lost or self.complete):
                 await self._wait()  # nothing comes but the end
             return {"type": "http.disconnect"}
         while not (conn.lost or self.body_complete or self.buffered >= BODY_PIECE):
             conn.resume_reading()
+            conn.watch()  # the client owes bytes now
             await self._wait()
         if conn.lost and not self.body_complete and not self.chunks:
             return {"type": "http.disconnect"}
@@ -223,6 +241,8 @@ class _Cycle:
     # -- the response ------------------------------------------------------------
 
     async def send(self, message: Message) -> None:
+        if self.conn.lost and not self.complete:
+            raise ClientGone("the client went away")
         kind = message["type"]
         if kind == "http.response.start":
             if self.started:
@@ -298,7 +318,9 @@ class _Cycle:
 
     async def _pathsend(self, path: str) -> None:
         conn = self.conn
-        count = self.length or 0
+        if self.length is None:
+            raise RuntimeError("pathsend needs the response's Content-Length")
+        count = self.length
         if self.pending_head and not conn.lost:
             conn.write([self.pending_head])
             self.pending_head = b""
@@ -324,6 +346,8 @@ class _Cycle:
             if not self.complete:
                 self.conn.close()  # the server is stopping and cut this request
             return
+        except ClientGone:
+            return  # the connection is closed already
         except Exception:
             scope = self.scope
             log.exception("the application failed on %s %s", scope["method"], scope["path"])
@@ -352,11 +376,13 @@ class _Connection(asyncio.Protocol):
         "current",
         "drained",
         "eof",
-        "head_size",
+        "head_bytes",
         "headers",
         "idle_timer",
+        "in_head",
         "local",
         "lost",
+        "overflow",
         "parser",
         "parsing",
         "queue",
@@ -384,7 +410,9 @@ class _Connection(asyncio.Protocol):
         self.current: _Cycle | None = None
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
-        self.head_size = 0
+        self.in_head = False
+        self.head_bytes = 0  # received since the last head was complete
+        self.overflow = False  # too many requests read ahead
         self.read_paused = False
         self.write_paused = False
         self.drained: asyncio.Future[None] | None = None
@@ -400,24 +428,29 @@ class _Connection(asyncio.Protocol):
         self.local = _address(transport.get_extra_info("sockname"))
         self.remote = _address(transport.get_extra_info("peername"))
         self.server.connections.add(self)
-        self._idle()
+        self.watch()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
-        self._not_idle()
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
         self.server.connections.discard(self)
         for cycle in (self.current, self.parsing, *self.queue):
             if cycle is not None:
                 cycle.wake()
         if self.drained is not None and not self.drained.done():
             self.drained.set_result(None)
-        if not self.server.connections and self.server.idle is not None:
-            self.server.idle.set()
 
     def data_received(self, data: bytes) -> None:
-        self._not_idle()
         if self.upgraded:
             return  # nothing is read after a request that asked for another protocol
+        if self.parsing is None:  # in a head, or between requests
+            self.head_bytes += len(data)
+            if self.head_bytes > MAX_HEAD:  # counted here: a header may never end
+                self._refuse(431, b"request header fields too large")
+                return
+        self.watch()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -429,8 +462,10 @@ class _Connection(asyncio.Protocol):
                     cycle.keep_alive = False
         except httptools.HttpParserError as exc:
             # What a callback raises comes wrapped in a parser error.
-            if self.head_size > MAX_HEAD:
-                self._refuse(431, b"request header fields too large")
+            if self.overflow:
+                # Read no more; the connection ends once those read are answered.
+                self.upgraded = True
+                self.queue[-1].keep_alive = False
             else:
                 self._refuse(400, f"bad request: {exc}".encode())
 
@@ -455,23 +490,27 @@ class _Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.url = b""
         self.headers = []
-        self.head_size = 0
+        self.in_head = True
 
     def on_url(self, url: bytes) -> None:
         self.url += url
-        self._count(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name.lower(), value))
-        self._count(len(name) + len(value) + 4)
+        if self.in_head:  # not a chunked body's trailer fields
+            self.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        self.in_head = False
+        self.head_bytes = 0
+        if len(self.queue) >= MAX_PIPELINED:
+            self.overflow = True
+            raise httptools.HttpParserError("too many pipelined requests")
         parser = self.parser
         try:
             parsed = httptools.parse_url(self.url)
         except httptools.HttpParserInvalidURLError as exc:
             raise httptools.HttpParserError(f"invalid URL {self.url[:100]!r}") from exc
-        raw_path = parsed.path
+        raw_path = parsed.path or b"/"
         version = parser.get_http_version()
         scope: Scope = {
             "type": "http",
@@ -489,7 +528,9 @@ class _Connection(asyncio.Protocol):
         }
         if not self.server.tls:
             scope["extensions"] = {PATHSEND: {}}
-        expect = any(n == b"expect" and v.lower() == b"100-continue" for n, v in self.headers)
+        expect = version == "1.1" and any(
+            n == b"expect" and v.lower() == b"100-continue" for n, v in self.headers
+        )
         cycle = _Cycle(self, scope, parser.should_keep_alive(), expect)
         self.parsing = cycle
         if self.current is None:
@@ -517,10 +558,16 @@ class _Connection(asyncio.Protocol):
             self.transport.writelines(pieces)
 
     async def drain(self) -> None:
+        """Wait while the transport holds too much; a client that takes
+        nothing for STALL_TIMEOUT is cut off."""
         if self.write_paused and not self.lost:
             self.drained = asyncio.get_running_loop().create_future()
             try:
-                await self.drained
+                await asyncio.wait_for(self.drained, STALL_TIMEOUT)
+            except TimeoutError:
+                if self.transport is not None:
+                    self.transport.abort()
+                raise ClientGone("the client took nothing for too long") from None
             finally:
                 self.drained = None
 
@@ -538,6 +585,8 @@ class _Connection(asyncio.Protocol):
         if cycle is not self.current:
             return
         self.current = None
+        if self.lost:
+            return  # what was read ahead is not for anyone any more
         if not cycle.keep_alive or self.server.stopping:
             self.close()
             return
@@ -546,8 +595,7 @@ class _Connection(asyncio.Protocol):
         elif self.eof:
             self.close()
             return
-        else:
-            self._idle()
+        self.watch()
         self.resume_reading()
 
     def close(self) -> None:
@@ -556,20 +604,41 @@ class _Connection(asyncio.Protocol):
 
     # -- inside ------------------------------------------------------------------------
 
+    def watch(self) -> None:
+        """(Re)start the clock of a client that may owe bytes: once
+        IDLE_TIMEOUT passes with none, the connection is closed if the
+        server is still waiting for them."""
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+        if self.lost or self.transport is None:
+            return
+        if self.server.stopping and self.current is None:
+            self.close()
+            return
+        loop = asyncio.get_running_loop()
+        self.idle_timer = loop.call_later(IDLE_TIMEOUT, self._timed_out)
+
+    def _timed_out(self) -> None:
+        self.idle_timer = None
+        current = self.current
+        # Waiting for the client: between requests, in a head, in the rest of
+        # an answered request's body, or in the body the application awaits.
+        if current is None or (current.waiter is not None and not current.body_complete):
+            self.close()
+
     def _run(self, cycle: _Cycle) -> None:
         self.current = cycle
-        cycle.task = asyncio.get_running_loop().create_task(cycle.run(self.server.app))
-
-    def _count(self, size: int) -> None:
-        self.head_size += size
-        if self.head_size > MAX_HEAD:
-            raise httptools.HttpParserError("request head too large")
+        task = asyncio.get_running_loop().create_task(cycle.run(self.server.app))
+        cycle.task = task
+        self.server.tasks.add(task)
+        task.add_done_callback(self.server.tasks.discard)
 
     def _refuse(self, status: int, text: bytes) -> None:
         """After a request that cannot be read: read no more, answer it if
         no other answer is due first, and close."""
         self.upgraded = True
-        if self.current is None:
+        if self.current is None and self.parsing is None:
             self.write(
                 [
                     b"HTTP/1.1 %d %s\r\n%scontent-type: text/plain\r\ncontent-length: %d\r\n"
@@ -578,25 +647,11 @@ class _Connection(asyncio.Protocol):
                 ]
             )
             self.close()
-        elif self.current is self.parsing:
-            self.close()  # its body is broken: the application sees the client leave
+        elif self.current is None or self.current is self.parsing:
+            self.close()  # a body is broken: the application sees the client leave
         else:
             for cycle in (self.current, *self.queue):
                 cycle.keep_alive = False
-
-    def _idle(self) -> None:
-        if self.transport is None or self.lost:
-            return
-        if self.server.stopping:
-            self.close()
-            return
-        loop = asyncio.get_running_loop()
-        self.idle_timer = loop.call_later(IDLE_TIMEOUT, self.close)
-
-    def _not_idle(self) -> None:
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-            self.idle_timer = None
 
 
 def _address(value: Any) -> tuple[str, int] | None:
@@ -665,31 +720,30 @@ async def serve(
         await _drain(state, drain_timeout)
         for signum in signals:
             loop.remove_signal_handler(signum)
-        await lifespan.shutdown()
+        try:
+            await asyncio.wait_for(lifespan.shutdown(), _SHUTDOWN_TIMEOUT)
+        except TimeoutError:
+            log.warning("the application's shutdown took over %.0f s", _SHUTDOWN_TIMEOUT)
 
 
 async def _drain(state: _Server, grace: float) -> None:
-    """Close idle connections; give running requests `grace` seconds,
-    then cut them off."""
+    """Close idle connections; give running requests (also those whose
+    client left) `grace` seconds, then cut them off."""
     state.stopping = True
-    state.idle = asyncio.Event()
     for conn in list(state.connections):
         if conn.current is None:
             conn.close()
-    if state.connections and grace > 0:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(state.idle.wait(), grace)
-    tasks = []
+    if state.tasks and grace > 0:
+        await asyncio.wait(set(state.tasks), timeout=grace)
+    running = [task for task in state.tasks if not task.done()]
+    for task in running:
+        task.cancel()
     for conn in list(state.connections):
-        for cycle in (conn.current, *conn.queue):
-            if cycle is not None and cycle.task is not None and not cycle.task.done():
-                cycle.task.cancel()
-                tasks.append(cycle.task)
         if conn.transport is not None:
             conn.transport.abort()
-    if tasks:
+    if running:
         log.warning("requests still running after http.draintimeout: cut off")
-        await asyncio.wait(tasks, timeout=5.0)
+        await asyncio.wait(running, timeout=5.0)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -746,11 +800,23 @@ def _supervise(worker: Callable[[], None], count: int) -> int:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
 
-    def spawn() -> int:
-        pid = os.fork()
+    signals = {signal.SIGTERM, signal.SIGINT}
+
+    def spawn() -> None:
+        # Blocked across the fork: a signal then reaches the parent once the
+        # child is in `children` (so it is passed on), or the child's own
+        # default handler.
+        signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                for signum in signals:
+                    signal.signal(signum, signal.SIG_DFL)
+            else:
+                children[pid] = time.monotonic()
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
         if pid == 0:
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, signal.SIG_DFL)
             status = 0
             try:
                 worker()
@@ -759,14 +825,14 @@ def _supervise(worker: Callable[[], None], count: int) -> int:
                 status = 1
             finally:
                 os._exit(status)
-        return pid
 
     children: dict[int, float] = {}  # pid: when it started
     quick_ends = 0
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         for _ in range(count):
-            children[spawn()] = time.monotonic()
+            if not stopping:
+                spawn()
         while children:
             try:
                 pid, status = os.wait()
@@ -781,9 +847,11 @@ def _supervise(worker: Callable[[], None], count: int) -> int:
                 log.error("workers keep ending as they start: stopping")
                 on_signal(signal.SIGTERM, None)
                 continue
-            log.warning("worker %d ended (status %d); starting another", pid, status)
+            code = os.waitstatus_to_exitcode(status)
+            log.warning("worker %d ended (exit status %d); starting another", pid, code)
             time.sleep(0.5 if quick else 0.0)  # a worker that cannot start must not spin
-            children[spawn()] = time.monotonic()
+            if not stopping:
+                spawn()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -131,7 +131,10 @@ class App:
         response.headers.setdefault(*API_VERSION)
         for name, value in self.context.headers.items():
             response.headers.setdefault(name, value)
-        sent = await send_response(scope, send, response, head)
+        try:
+            sent = await send_response(scope, send, response, head)
+        except OSError:  # the server says the client is gone (ASGI 2.4)
+            return 499, 0
         return response.status, sent
 
     async def _dispatch(self, request: Request) -> Response:

@@ -45,9 +45,14 @@ class Request:
         `Accept` header per media type."""
         if self._headers is None:
             headers: dict[str, str] = {}
+            repeated: dict[str, list[str]] = {}
             for raw_name, raw_value in self.scope.get("headers", ()):
                 name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-                headers[name] = f"{headers[name]}, {value}" if name in headers else value
+                if name in headers:  # joined once at the end: linear in the headers
+                    repeated.setdefault(name, [headers[name]]).append(value)
+                headers[name] = value
+            for name, values in repeated.items():
+                headers[name] = ", ".join(values)
             self._headers = headers
         return self._headers
 
