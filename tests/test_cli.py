@@ -784,8 +784,12 @@ def test_serving_leaves_out_modules_it_has_no_use_for(tmp_path: Path) -> None:
     """Every module imported stays in memory for the process's life (its
     code is most of an idle server's size): those only needed for a
     mistyped configuration key or exact fractions are not loaded to serve,
-    nor, on entrepot's own server (the default), uvicorn and what it needs."""
-    unused = ("difflib", "fractions", "decimal", "pydantic", "uvicorn", "click", "email")
+    nor, on entrepot's own server (the default), uvicorn and what it needs,
+    nor modules wanted for one call (a UUID, a temporary file, a delete)."""
+    unused = (
+        *("difflib", "fractions", "decimal", "pydantic", "uvicorn", "click", "email"),
+        *("uuid", "platform", "tempfile", "shutil", "random", "glob", "ctypes.util"),
+    )
     script = (
         "import sys; from entrepot.cli import _app; from entrepot.config import embedded_default; "
         "import entrepot.httpserver, uvloop; "

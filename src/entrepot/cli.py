@@ -12,16 +12,12 @@ import argparse
 import asyncio
 import atexit
 import gc
-import ipaddress
 import json
 import logging
 import os
-import random
-import shutil
 import socket
 import ssl
 import sys
-import tempfile
 import threading
 from datetime import timedelta
 from typing import Any, Final
@@ -93,11 +89,19 @@ def _listen_address(addr: str) -> tuple[str, int]:
     host, port = split_host_port(addr)
     if not host:
         return "0.0.0.0", port
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
+    if not _is_ip_literal(host):
         host = str(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0])
     return host, port
+
+
+def _is_ip_literal(host: str) -> bool:
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        return True
+    return False
 
 
 def _cannot_listen(host: str, port: int) -> str | None:
@@ -281,6 +285,9 @@ def _tls_files(settings: Settings) -> tuple[str | None, str | None, str | None]:
         return None, None, None
     ca_file = None
     if tls.clientcas:
+        import shutil
+        import tempfile
+
         handle, ca_file = tempfile.mkstemp(prefix="entrepot-clientcas-", suffix=".pem")
         atexit.register(os.unlink, ca_file)
         with os.fdopen(handle, "wb") as out:
@@ -457,7 +464,10 @@ def _start_upload_purging(settings: Settings) -> None:
     driver = build_driver(settings)
 
     async def loop() -> None:
-        await asyncio.sleep(random.uniform(0, _PURGE_JITTER.total_seconds()))
+        # A uniform fraction from the system's randomness (no `random` module
+        # kept in memory for one number).
+        fraction = int.from_bytes(os.urandom(7), "big") / (1 << 56)
+        await asyncio.sleep(fraction * _PURGE_JITTER.total_seconds())
         while True:
             try:
                 await purge_uploads(driver, purging.age, dry_run=purging.dryrun)

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import functools
 import os
 import struct
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -108,9 +108,11 @@ MARSHALED_SIZES: Final = {SHA256: 4 + 8 * 4 + 64 + 8, SHA512: 4 + 8 * 8 + 128 + 
 _SHA256_MAX_LENGTH: Final = (1 << 61) - 1
 
 
-def _candidate_libraries() -> list[str]:
-    """Paths or names of libcrypto, best first: the one `_hashlib` uses."""
-    candidates: list[str] = []
+def _candidate_libraries() -> Iterator[str]:
+    """Paths or names of libcrypto, best first: the one `_hashlib` uses.
+    A generator: the system-wide search (`ctypes.util.find_library`, which
+    runs `ldconfig` and imports `tempfile`) happens only if those fail."""
+    seen: list[str] = []
     hashlib_file: str | None = None
     try:
         import _hashlib
@@ -123,16 +125,18 @@ def _candidate_libraries() -> list[str]:
         with contextlib.suppress(OSError), open("/proc/self/maps") as maps:
             for line in maps:
                 path = line.rsplit(None, 1)[-1]
-                if os.path.basename(path).startswith("libcrypto") and path not in candidates:
-                    candidates.append(path)
+                if os.path.basename(path).startswith("libcrypto") and path not in seen:
+                    seen.append(path)
+    yield from seen
     if hashlib_file is not None:
         # dlsym on the extension also searches the libraries it links against.
-        candidates.append(hashlib_file)
+        yield hashlib_file
+    import ctypes.util
+
     found = ctypes.util.find_library("crypto")
     if found:
-        candidates.append(found)
-    candidates += ["libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.so", "libcrypto.dylib"]
-    return candidates
+        yield found
+    yield from ("libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.so", "libcrypto.dylib")
 
 
 def _bind(lib: ctypes.CDLL, name: str, ctx_type: type[ctypes.Structure]) -> _Spec:

@@ -24,11 +24,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import glob
 import logging
 import os
-import shutil
-import tempfile
 import threading
 import time
 from bisect import bisect_left
@@ -464,6 +461,8 @@ class MultiprocessDir:
         self._cleaned = True
         if os.environ.get(MULTIPROC_ENV) == self.path:
             del os.environ[MULTIPROC_ENV]
+        import shutil
+
         # A worker still flushing at its exit may add a file while the tree
         # is removed, which then fails: try again a few times, briefly.
         for _ in range(_CLEANUP_TRIES):
@@ -488,6 +487,8 @@ def setup_multiprocess_dir() -> MultiprocessDir:
     left by servers that died without cleaning up (killed, or ended by a
     signal their HTTP server re-raises) are removed by the next one.
     """
+    import tempfile
+
     _remove_orphans(tempfile.gettempdir())
     path = tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-")
     handle = MultiprocessDir(path)
@@ -497,6 +498,9 @@ def setup_multiprocess_dir() -> MultiprocessDir:
 
 
 def _remove_orphans(parent: str) -> None:
+    import glob
+    import shutil
+
     for path in glob.glob(os.path.join(parent, f"{_DIR_PREFIX}*-*")):
         raw = os.path.basename(path)[len(_DIR_PREFIX) :].partition("-")[0]
         if raw.isdigit() and not _process_alive(int(raw)) and os.path.isdir(path):
@@ -516,6 +520,8 @@ def _process_alive(pid: int) -> bool:
 def prune_dead_processes(directory: str) -> None:
     """Drop the live-gauge files of processes that are gone (a worker that
     exited or was replaced): their uploads are no longer in flight."""
+    import glob
+
     for path in glob.glob(os.path.join(directory, "gauge_live*_*.db")):
         raw = os.path.basename(path)[: -len(".db")].rpartition("_")[2]
         if not raw.isdigit():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
@@ -32,6 +33,9 @@ def assert_session_headers(response: httpx.Response, name: str, end: int) -> str
     assert location.startswith(f"/v2/{name}/blobs/uploads/"), location
     upload_id = location.rsplit("/", 1)[1].split("?", 1)[0]
     assert response.headers["Docker-Upload-UUID"] == upload_id
+    # A random (version 4, RFC 4122 variant) UUID, as Distribution's.
+    parsed = uuid.UUID(upload_id)
+    assert (str(parsed), parsed.version, parsed.variant) == (upload_id, 4, uuid.RFC_4122)
     assert response.headers["Range"] == f"0-{end}"
     return location
 

@@ -9,9 +9,9 @@ they parse the request, call the repository, and shape the response.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -86,7 +86,7 @@ class App:
             return
         started = time.perf_counter()
         request = Request(scope, receive)
-        token = request_id.set(request.headers.get("x-request-id") or uuid.uuid4().hex)
+        token = request_id.set(request.headers.get("x-request-id") or os.urandom(16).hex())
         status, sent = 0, 0  # stay so when sending the response fails
         if self.idle is not None:
             self.idle.started()

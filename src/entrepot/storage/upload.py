@@ -20,7 +20,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
@@ -61,8 +60,19 @@ def parse_started_at(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def new_upload_id() -> str:
+    """A random (version 4) UUID, as Distribution names upload sessions:
+    made here from the system's randomness, which is all `uuid.uuid4` does
+    (without keeping the `uuid` module, and `platform` it imports, loaded)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
 async def new_upload(driver: StorageDriver, name: str, on_commit: CommitHook) -> UploadWriter:
-    upload_id = str(uuid.uuid4())
+    upload_id = new_upload_id()
     started_at = datetime.now(UTC).replace(microsecond=0)
     await driver.put_content(
         paths.upload_started_at(name, upload_id), format_started_at(started_at).encode()

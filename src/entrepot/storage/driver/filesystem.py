@@ -21,10 +21,8 @@ import errno
 import itertools
 import os
 import re
-import shutil
 import stat
 import threading
-import uuid
 from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
@@ -60,7 +58,7 @@ _LISTER: Final = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="li
 
 
 def _temp_name() -> str:
-    return f"{_TEMP_PREFIX}{uuid.uuid4().hex}"
+    return f"{_TEMP_PREFIX}{os.urandom(16).hex()}"
 
 
 def _is_temp(name: str) -> bool:
@@ -345,6 +343,8 @@ def _delete(full: str) -> None:
     if not stat.S_ISDIR(os.lstat(full).st_mode):
         os.unlink(full)
         return
+    import shutil  # only here: deletes are rare, and the module is large
+
     try:
         shutil.rmtree(full)
     except FileNotFoundError:
