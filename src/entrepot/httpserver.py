@@ -45,7 +45,6 @@ import os
 import signal
 import socket
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -380,6 +379,7 @@ class _Connection(asyncio.Protocol):
         "headers",
         "idle_timer",
         "in_head",
+        "last_seen",
         "local",
         "lost",
         "overflow",
@@ -406,7 +406,7 @@ class _Connection(asyncio.Protocol):
         self.remote: tuple[str, int] | None = None
         # The request being parsed; those waiting for their turn; the one answered.
         self.parsing: _Cycle | None = None
-        self.queue: deque[_Cycle] = deque()
+        self.queue: list[_Cycle] = []  # at most MAX_PIPELINED
         self.current: _Cycle | None = None
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
@@ -417,6 +417,7 @@ class _Connection(asyncio.Protocol):
         self.write_paused = False
         self.drained: asyncio.Future[None] | None = None
         self.idle_timer: asyncio.TimerHandle | None = None
+        self.last_seen = 0.0  # when the client last sent bytes (loop time)
         self.upgraded = False
         self.eof = False
 
@@ -591,7 +592,7 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         if self.queue:
-            self._run(self.queue.popleft())
+            self._run(self.queue.pop(0))
         elif self.eof:
             self.close()
             return
@@ -607,25 +608,33 @@ class _Connection(asyncio.Protocol):
     def watch(self) -> None:
         """(Re)start the clock of a client that may owe bytes: once
         IDLE_TIMEOUT passes with none, the connection is closed if the
-        server is still waiting for them."""
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-            self.idle_timer = None
+        server is still waiting for them. One timer per connection, moved
+        on lazily: a read only notes the time."""
         if self.lost or self.transport is None:
             return
         if self.server.stopping and self.current is None:
             self.close()
             return
         loop = asyncio.get_running_loop()
-        self.idle_timer = loop.call_later(IDLE_TIMEOUT, self._timed_out)
+        self.last_seen = loop.time()
+        if self.idle_timer is None:
+            self.idle_timer = loop.call_at(self.last_seen + IDLE_TIMEOUT, self._timed_out)
 
     def _timed_out(self) -> None:
         self.idle_timer = None
+        loop = asyncio.get_running_loop()
+        due = self.last_seen + IDLE_TIMEOUT
+        if loop.time() < due:  # bytes came since: wait for the rest
+            self.idle_timer = loop.call_at(due, self._timed_out)
+            return
         current = self.current
         # Waiting for the client: between requests, in a head, in the rest of
         # an answered request's body, or in the body the application awaits.
         if current is None or (current.waiter is not None and not current.body_complete):
             self.close()
+        else:  # the application is working: the clock starts again when it waits
+            self.last_seen = loop.time()
+            self.idle_timer = loop.call_at(self.last_seen + IDLE_TIMEOUT, self._timed_out)
 
     def _run(self, cycle: _Cycle) -> None:
         self.current = cycle
