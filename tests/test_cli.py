@@ -28,7 +28,8 @@ import httpx
 import pytest
 import yaml
 
-from entrepot import __version__
+from entrepot import __version__, cli
+from entrepot.config import load_config
 from entrepot.digest import Digest
 from entrepot.storage import paths
 from entrepot.storage.driver.base import PathNotFound
@@ -801,3 +802,34 @@ def test_serving_leaves_out_modules_it_has_no_use_for(tmp_path: Path) -> None:
     )
     assert finished.returncode == 0, finished.stderr
     assert finished.stdout.strip() == ""
+
+
+@pytest.mark.parametrize(
+    ("host", "literal"),
+    [
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("fe80::1%lo", True),  # a zone: kept as given, for bind
+        ("localhost", False),
+        ("registry.example", False),
+        ("1.2.3", False),
+    ],
+)
+def test_ip_literals_are_bound_as_given_and_names_resolved(host: str, literal: bool) -> None:
+    assert cli._is_ip_literal(host) is literal
+
+
+def test_a_minimum_tls_below_1_2_is_said_not_honoured_by_the_builtin_server(
+    tmp_path: Path,
+) -> None:
+    """OpenSSL's default security level refuses TLS 1.0 and 1.1 whatever
+    the minimum says: the builtin server says so at start."""
+    config = write_config(
+        tmp_path / "config.yml",
+        "version: 0.1\nstorage:\n  inmemory: {}\nhttp:\n  addr: 127.0.0.1:5000\n"
+        "  tls:\n    certificate: /cert.pem\n    key: /key.pem\n    minimumtls: tls1.0\n",
+    )
+    settings = load_config(str(config), {}).settings
+    said = cli._not_honoured(settings, "builtin")
+    assert any("minimumtls tls1.0" in problem for problem in said), said
+    assert not any("minimumtls" in problem for problem in cli._not_honoured(settings, "granian"))

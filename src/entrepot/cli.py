@@ -95,9 +95,11 @@ def _listen_address(addr: str) -> tuple[str, int]:
 
 
 def _is_ip_literal(host: str) -> bool:
+    """An IPv4 or IPv6 address (with or without an IPv6 zone: fe80::1%eth0)."""
+    address = host.partition("%")[0]
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
-            socket.inet_pton(family, host)
+            socket.inet_pton(family, address)
         except OSError:
             continue
         return True
@@ -257,6 +259,11 @@ def _not_honoured(settings: Settings, server: str) -> list[str]:
         problems.append("http.tls.clientauth: client certificates are always required and verified")
     if tls.enabled and server == "uvicorn" and tls.minimumtls != "tls1.2":
         problems.append("http.tls.minimumtls is not applied by uvicorn (use --server granian)")
+    if tls.enabled and server == "builtin" and tls.minimumtls in ("tls1.0", "tls1.1"):
+        problems.append(
+            f"http.tls.minimumtls {tls.minimumtls}: OpenSSL's default security level "
+            "allows TLS 1.2 at the least"
+        )
     return problems
 
 
@@ -403,12 +410,8 @@ def _serve_builtin(settings: Settings, host: str, port: int, workers: int) -> in
     )
 
 
-_TLS_VERSIONS: Final = {
-    "tls1.0": ssl.TLSVersion.TLSv1,
-    "tls1.1": ssl.TLSVersion.TLSv1_1,
-    "tls1.2": ssl.TLSVersion.TLSv1_2,
-    "tls1.3": ssl.TLSVersion.TLSv1_3,
-}
+# Below 1.2, OpenSSL's default security level refuses anyway (said at start).
+_TLS_VERSIONS: Final = {"tls1.2": ssl.TLSVersion.TLSv1_2, "tls1.3": ssl.TLSVersion.TLSv1_3}
 
 
 def _ssl_context(settings: Settings) -> ssl.SSLContext:
@@ -417,7 +420,7 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext:
     tls = settings.http.tls
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(str(tls.certificate), str(tls.key))  # both set: tls.enabled
-    context.minimum_version = _TLS_VERSIONS[tls.minimumtls]
+    context.minimum_version = _TLS_VERSIONS.get(tls.minimumtls, ssl.TLSVersion.TLSv1_2)
     context.set_alpn_protocols(["http/1.1"])
     for path in tls.clientcas:
         context.load_verify_locations(path)
@@ -458,9 +461,12 @@ def _start_upload_purging(settings: Settings) -> None:
     if not purging.enabled or settings.storage.maintenance.readonly.enabled:
         return
 
-    # Built here, in the main thread: granian forks its workers while the
-    # purge thread runs, and a fork during the thread's import of a driver
-    # module would leave that module's import lock held for ever in a worker.
+    # Built here, in the main thread: granian and entrepot's own server fork
+    # workers while the purge thread runs (the latter also later, to replace
+    # one), and a fork during the thread's import of a module would leave
+    # that module's import lock held for ever in the worker. The purge
+    # imports nothing once the driver is built (the filesystem driver
+    # removes trees with os calls, not shutil).
     driver = build_driver(settings)
 
     async def loop() -> None:

@@ -3,7 +3,7 @@ loop, serving an ASGI 3 application, with the pathsend extension answered
 by `sendfile(2)` (`entrepot.sendfile`).
 
 It does what the registry needs and no more, which keeps a running registry
-small (no uvicorn, click, multiprocessing or email imported: about 3 MiB)
+small (no uvicorn, click, multiprocessing or email imported: 3.3 MiB)
 and its requests cheap:
 
 - persistent connections, and pipelined requests answered in order;

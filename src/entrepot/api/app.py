@@ -133,7 +133,7 @@ class App:
             response.headers.setdefault(name, value)
         try:
             sent = await send_response(scope, send, response, head)
-        except OSError:  # the server says the client is gone (ASGI 2.4)
+        except ClientDisconnected:  # in the middle of the response
             return 499, 0
         return response.status, sent
 

@@ -23,7 +23,8 @@ Send = Callable[[Message], Awaitable[None]]
 
 
 class ClientDisconnected(Exception):
-    """The client went away in the middle of a request body."""
+    """The client went away in the middle of a request body, or of its
+    response (the server's `send` raised an OSError, as ASGI 2.4 says)."""
 
 
 class Request:
@@ -151,6 +152,7 @@ async def send_response(scope: Scope, send: Send, response: Response, head: bool
         and not any(name == b"content-length" for name, _ in headers)
     ):
         headers.append((b"content-length", str(len(response.body)).encode()))
+    send = _to_client(send)
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     if head:
         await send({"type": "http.response.body", "body": b""})
@@ -175,6 +177,20 @@ async def send_response(scope: Scope, send: Send, response: Response, head: bool
         await _close_stream(response.stream)
     await send({"type": "http.response.body", "body": b""})
     return sent
+
+
+def _to_client(send: Send) -> Send:
+    """`send`, with the OSError a server raises once its client is gone
+    (and only that: not a storage error met while streaming) made a
+    ClientDisconnected."""
+
+    async def sending(message: Message) -> None:
+        try:
+            await send(message)
+        except OSError as exc:
+            raise ClientDisconnected() from exc
+
+    return sending
 
 
 async def _close_stream(stream: AsyncIterator[bytes]) -> None:
