@@ -13,7 +13,9 @@ and its requests cheap:
   reading pauses once that much is waiting, so memory stays bounded;
 - `Expect: 100-continue` answered when the application first reads the
   body; a response that leaves such a body unread closes the connection
-  (the client may never send it), as Go's server does;
+  (the client may never send it), as Go's server does; any other body left
+  unread by an answer is read and dropped, and the connection goes on (as
+  uvicorn does; Go closes it past 256 KiB);
 - responses with Content-Length, or chunked when the application gives
   none (closed at the end for HTTP/1.0 clients); nothing after the head
   of a HEAD, 204 or 304;
@@ -867,4 +869,14 @@ def _supervise(worker: Callable[[], None], count: int) -> int:
     return 1 if quick_ends >= _QUICK_ENDS_MAX else 0
 
 
-__all__ = ["BODY_PIECE", "IDLE_TIMEOUT", "MAX_HEAD", "listen", "run", "serve"]
+__all__ = [
+    "BODY_PIECE",
+    "IDLE_TIMEOUT",
+    "MAX_HEAD",
+    "MAX_PIPELINED",
+    "STALL_TIMEOUT",
+    "ClientGone",
+    "listen",
+    "run",
+    "serve",
+]
