@@ -395,18 +395,13 @@ class _NotExperimental(logging.Filter):
 def _serve_builtin(settings: Settings, host: str, port: int, workers: int) -> int:
     from entrepot import httpserver
 
-    tls = settings.http.tls
-
-    def context() -> ssl.SSLContext:
-        return _ssl_context(settings)
-
     return httpserver.run(
         lambda: _app(settings, workers),
         host,
         port,
         workers,
         settings.http.draintimeout.total_seconds(),
-        context if tls.enabled else None,
+        (lambda: _ssl_context(settings)) if settings.http.tls.enabled else None,
     )
 
 

@@ -160,7 +160,6 @@ class _Cycle:
         "scope",
         "sent",
         "started",
-        "task",
         "waiter",
     )
 
@@ -185,7 +184,6 @@ class _Cycle:
         self.length: int | None = None  # the Content-Length given
         self.sent = 0
         self.pending_head = b""
-        self.task: asyncio.Task[None] | None = None
 
     # -- the request body ------------------------------------------------------
 
@@ -641,7 +639,6 @@ class _Connection(asyncio.Protocol):
     def _run(self, cycle: _Cycle) -> None:
         self.current = cycle
         task = asyncio.get_running_loop().create_task(cycle.run(self.server.app))
-        cycle.task = task
         self.server.tasks.add(task)
         task.add_done_callback(self.server.tasks.discard)
 
